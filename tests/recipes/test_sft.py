@@ -1,0 +1,96 @@
+"""SFT recipe smoke tests on a tiny random Llama with the real SmolLM2 tokenizer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import tunesmith
+from tunesmith.errors import TunesmithError
+
+
+def _run(tiny_config, **over):
+    cfg = {k: dict(v) if isinstance(v, dict) else v for k, v in tiny_config.items()}
+    for dotted, value in over.items():
+        section, key = dotted.split("__")
+        cfg[section][key] = value
+    return tunesmith.train(cfg, show_progress=False)
+
+
+def test_lora_run_trains_the_adapter_and_writes_a_complete_run_dir(tiny_config, tiny_model_dir):
+    run_dir = _run(tiny_config)
+    for name in ("config.yaml", "manifest.json", "metrics.jsonl", "data_report.json", "adapter/adapter_config.json",
+                 "adapter/adapter_model.safetensors", "adapter/tokenizer_config.json"):
+        assert (run_dir / name).exists(), name
+
+    # LoRA B matrices start at zero: any non-zero entry means training changed the adapter.
+    weights = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    b = [w for k, w in weights.items() if "lora_B" in k]
+    assert b and all(w.abs().sum() > 0 for w in b)
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["seed"] == 7
+    assert {"tunesmith", "torch", "transformers", "peft"} <= set(manifest["versions"])
+    assert len(manifest["data"][0]["sha256"]) == 64 and len(manifest["model"]["sha256"]) == 64
+    assert manifest["hardware"]["cpu_count"] >= 1
+    assert manifest["result"]["steps"] == 4 and manifest["parameters"]["trainable"] < manifest["parameters"]["total"]
+
+    from tunesmith.runs import read_metrics
+
+    metrics = read_metrics(run_dir)
+    losses = [m for m in metrics if "loss" in m]
+    assert [m["step"] for m in losses] == [1, 2, 3, 4]
+    assert all(m["tokens_per_s"] > 0 and "learning_rate" in m for m in losses)
+    assert [m["step"] for m in metrics if "eval_loss" in m] == [2, 4]
+
+    # Plain peft loads the adapter onto the base model.
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), run_dir / "adapter")
+    assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
+
+    resolved = tunesmith.load_config(run_dir / "config.yaml")
+    assert resolved.train.max_steps == 4 and resolved.lora.r == 4
+
+
+def test_loss_goes_down_on_repeated_data(tiny_config):
+    run_dir = _run(tiny_config, train__max_steps=16, train__eval_steps=0, data__validation_fraction=0.0,
+                   train__method="full", train__learning_rate=3e-3, train__warmup_ratio=0.0, train__lr_scheduler="constant")
+    from tunesmith.runs import read_metrics
+
+    losses = [m["loss"] for m in read_metrics(run_dir) if "loss" in m]
+    assert losses[-1] < losses[0] * 0.75, losses
+
+
+def test_full_fine_tuning_changes_the_weights(tiny_config, tiny_model_dir):
+    run_dir = _run(tiny_config, train__method="full", train__learning_rate=1e-3)
+    before = load_file(next(tiny_model_dir.glob("*.safetensors")))
+    after = load_file(next((run_dir / "model").glob("*.safetensors")))
+    key = "model.layers.0.mlp.down_proj.weight"
+    assert not torch.equal(before[key], after[key])
+    assert not (run_dir / "adapter").exists()
+
+
+def test_generation_from_a_run_dir(tiny_config):
+    run_dir = _run(tiny_config, train__max_steps=1, train__eval_steps=0, data__validation_fraction=0.0)
+    replies = tunesmith.generate(str(run_dir), ["Hello", "Turn this into a contact record."], max_new_tokens=5)
+    assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
+
+
+def test_a_finished_run_is_not_overwritten_by_accident(tiny_config):
+    _run(tiny_config, train__max_steps=1, train__eval_steps=0)
+    with pytest.raises(TunesmithError, match="finished run"):
+        _run(tiny_config, train__max_steps=1, train__eval_steps=0)
+
+
+def test_bad_data_stops_before_training_with_file_and_line(tiny_config, tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "a"}\n')
+    cfg = dict(tiny_config, data={"train": [str(bad)]}, train={"max_steps": 1})
+    with pytest.raises(TunesmithError) as e:
+        tunesmith.train(cfg, show_progress=False)
+    assert f"{bad}:2" in str(e.value) and "output" in str(e.value)

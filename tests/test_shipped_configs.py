@@ -1,0 +1,24 @@
+"""Every shipped config loads, and passes the full pre-flight (model, data, tokenization)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tunesmith
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(ROOT.glob("configs/**/*.yaml")) + sorted(ROOT.glob("examples/**/config.yaml"))
+
+
+def test_there_are_configs_to_check():
+    assert len(CONFIGS) >= 4
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_config_validates(path, smollm2_dir):
+    report = tunesmith.validate(path)
+    train = report["data"]["train"]
+    assert train["kept"] == train["rows"] > 0, "a shipped config must not drop its own rows"
+    assert 0 < train["loss_token_fraction"] < 1

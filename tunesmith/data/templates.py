@@ -1,0 +1,121 @@
+"""Chat template + loss mask: the one place that turns conversations into token ids and labels.
+
+The model's own chat template renders the conversation. Which tokens carry loss is decided on
+the rendered *text*: for each assistant turn i, the span between
+    render(messages[:i], add_generation_prompt=True)    and    render(messages[:i+1])
+is the reply, ending with the template's end-of-turn token (ChatML: "<|im_end|>"). Trailing
+whitespace after that token ("\n" in ChatML) is left untrained, since the model never has to
+produce it (generation stops at end-of-turn). Char spans map to tokens through the fast
+tokenizer's offsets. This needs no per-template `{% generation %}` markers (trl's
+assistant_only_loss does, and most hub templates lack them), only that rendering a longer
+conversation extends the shorter one, which we check and report when it fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tunesmith.errors import Problem
+
+IGNORE_INDEX = -100  # label value that cross-entropy skips (PyTorch / transformers convention)
+
+
+@dataclass
+class Tokenized:
+    input_ids: list[int]
+    labels: list[int]
+
+
+@dataclass
+class PrepStats:
+    """What tokenization did to the rows; reported by `validate` and written into the run."""
+
+    rows: int = 0
+    kept: int = 0
+    dropped_overlong: int = 0
+    truncated: int = 0
+    dropped_no_loss: int = 0
+    tokens: int = 0
+    loss_tokens: int = 0
+    lengths: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        ls = sorted(self.lengths) or [0]
+        return {
+            "rows": self.rows, "kept": self.kept, "dropped_overlong": self.dropped_overlong,
+            "truncated": self.truncated, "dropped_no_loss": self.dropped_no_loss, "tokens": self.tokens,
+            "loss_tokens": self.loss_tokens,
+            "loss_token_fraction": round(self.loss_tokens / self.tokens, 4) if self.tokens else 0.0,
+            "length_min": ls[0], "length_median": ls[len(ls) // 2], "length_max": ls[-1],
+        }
+
+
+def _render(tokenizer, messages, add_generation_prompt=False) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """Rendered text and the [start, end) char spans of every assistant reply incl. end-of-turn."""
+    text = _render(tokenizer, messages)
+    spans = []
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        before = _render(tokenizer, messages[:i], add_generation_prompt=True)
+        upto = _render(tokenizer, messages[: i + 1])
+        if not text.startswith(before) or not text.startswith(upto):
+            raise ValueError("the chat template does not render conversations incrementally "
+                             "(a longer conversation does not extend the shorter one)")
+        end = len(upto.rstrip())  # keep end-of-turn, drop the whitespace the model never generates
+        spans.append((len(before), end))
+    return text, spans
+
+
+def tokenize_conversation(tokenizer, messages: list[dict], train_on: str = "assistant") -> Tokenized:
+    """Token ids and labels for one conversation (labels = IGNORE_INDEX where no loss)."""
+    if train_on == "all":
+        text = _render(tokenizer, messages)
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        return Tokenized(ids, list(ids))
+    text, spans = assistant_spans(tokenizer, messages)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = enc["input_ids"]
+    labels = [IGNORE_INDEX] * len(ids)
+    for k, (start, end) in enumerate(enc["offset_mapping"]):
+        # A token belongs to a reply when it starts inside it (tokens never straddle the
+        # boundary here: the template puts a special token or newline at each turn edge).
+        if end > start and any(s <= start < e for s, e in spans):
+            labels[k] = ids[k]
+    return Tokenized(ids, labels)
+
+
+def tokenize_examples(tokenizer, examples, max_length: int, overlong: str = "drop",
+                      train_on: str = "assistant") -> tuple[list[Tokenized], PrepStats, list[Problem]]:
+    """Tokenize every example, applying the overlong policy; returns rows, stats and row problems."""
+    if tokenizer.chat_template is None:
+        raise ValueError("the tokenizer has no chat template")
+    stats, rows, problems = PrepStats(), [], []
+    for ex in examples:
+        stats.rows += 1
+        try:
+            t = tokenize_conversation(tokenizer, ex.messages, train_on)
+        except ValueError as e:
+            problems.append(Problem(str(e), "set model.chat_template to a template that renders incrementally",
+                                    file=ex.file, line=ex.line))
+            continue
+        stats.lengths.append(len(t.input_ids))
+        if len(t.input_ids) > max_length:
+            if overlong == "drop":
+                stats.dropped_overlong += 1
+                continue
+            t = Tokenized(t.input_ids[:max_length], t.labels[:max_length])
+            stats.truncated += 1
+        n_loss = sum(1 for x in t.labels if x != IGNORE_INDEX)
+        if n_loss == 0:  # e.g. truncation cut off every reply: the row would teach nothing
+            stats.dropped_no_loss += 1
+            continue
+        stats.kept += 1
+        stats.tokens += len(t.input_ids)
+        stats.loss_tokens += n_loss
+        rows.append(t)
+    return rows, stats, problems

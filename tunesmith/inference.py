@@ -1,0 +1,108 @@
+"""Load a run or a model for inference, generate (batched), and chat interactively."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from tunesmith import runs
+from tunesmith.errors import fail
+
+
+@dataclass
+class Loaded:
+    """A model ready to generate, and what it is."""
+
+    model: object
+    tokenizer: object
+    description: str
+
+
+def load(run_or_model: str) -> Loaded:
+    """A run directory (base model + its adapter, or its full model) or any model name."""
+    from transformers import AutoTokenizer
+
+    from tunesmith.models.loading import load_model, load_tokenizer, resolve
+
+    path = Path(run_or_model)
+    if runs.is_run_dir(path):
+        from tunesmith.config import load_config
+
+        cfg = load_config(path / runs.CONFIG_FILE)
+        manifest = runs.read_manifest(path) or {}
+        if manifest.get("status") != "completed":
+            raise fail(f"run {path} has not finished training (status: {manifest.get('status')})",
+                       "finish it with `tunesmith train` on its config, or use a checkpoint folder")
+        if (path / "model").is_dir():  # full fine-tune: a complete checkpoint
+            source = resolve(str(path / "model"))
+            return Loaded(load_model(source), load_tokenizer(source), f"{path} (full fine-tune)")
+        from peft import PeftModel
+
+        source = resolve(cfg.model.name, cfg.model.gguf_file)
+        model = PeftModel.from_pretrained(load_model(source, cfg.model.trust_remote_code), str(path / "adapter"))
+        # The adapter folder carries the tokenizer the run trained with (chat template included).
+        return Loaded(model.eval(), _pad(AutoTokenizer.from_pretrained(path / "adapter")),
+                      f"{cfg.model.name} + {path / 'adapter'}")
+    source = resolve(run_or_model)
+    return Loaded(load_model(source).eval(), load_tokenizer(source), source.spec)
+
+
+def _pad(tok):
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def generate(loaded: Loaded, conversations: list[list[dict]], max_new_tokens: int = 128,
+             temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 8, seed: int | None = None) -> list[str]:
+    """Replies to each conversation (a list of {role, content}); greedy when temperature == 0."""
+    import torch
+
+    tok, model = loaded.tokenizer, loaded.model
+    if seed is not None:
+        torch.manual_seed(seed)
+    tok.padding_side = "left"  # decoder-only models continue from the right edge
+    # Stop at the tokenizer's EOS and at every EOS the generation config names (chat models often
+    # end turns with a token other than the tokenizer's EOS, e.g. Llama 3's <|eot_id|>).
+    gen_eos = getattr(model.generation_config, "eos_token_id", None)
+    stop_ids = {tok.eos_token_id, *(gen_eos if isinstance(gen_eos, list) else [gen_eos])} - {None}
+    out = []
+    for i in range(0, len(conversations), batch_size):
+        texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+                 for c in conversations[i: i + batch_size]]
+        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
+            "do_sample": False}
+        with torch.inference_mode():
+            ids = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                                 eos_token_id=sorted(stop_ids), **sampling)
+        for row in ids[:, enc["input_ids"].shape[1]:]:
+            out.append(tok.decode(row, skip_special_tokens=True).strip())
+    return out
+
+
+def chat_loop(loaded: Loaded, system: str | None = None, max_new_tokens: int = 256, temperature: float = 0.7,
+              input_fn=input, print_fn=print) -> None:
+    """Interactive chat that keeps the conversation; /reset clears it, /exit (or EOF) leaves."""
+    history: list[dict] = [{"role": "system", "content": system}] if system else []
+    start = list(history)
+    print_fn(f"chatting with {loaded.description}  (/reset clears the conversation, /exit leaves)")
+    while True:
+        try:
+            line = input_fn("you> ")
+        except (EOFError, KeyboardInterrupt):
+            print_fn("")
+            return
+        text = line.strip()
+        if text in ("/exit", "/quit"):
+            return
+        if text == "/reset":
+            history = list(start)
+            print_fn("(conversation cleared)")
+            continue
+        if not text:
+            continue
+        history.append({"role": "user", "content": text})
+        reply = generate(loaded, [history], max_new_tokens=max_new_tokens, temperature=temperature)[0]
+        history.append({"role": "assistant", "content": reply})
+        print_fn(f"bot> {reply}")

@@ -1,0 +1,1 @@
+"""Model resolution, loading, caching and adapters."""

@@ -1,0 +1,203 @@
+"""Supervised fine-tuning (instruction / chat) with LoRA or full updates.
+
+Reads top to bottom: setup -> data -> model -> train -> evaluate -> save. The training loop is
+transformers' Trainer (on accelerate), so checkpointing, resume, gradient accumulation with
+correct loss normalisation, and multi-GPU come from well-kept code; this file only decides.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+from tunesmith import runs
+from tunesmith.data.templates import IGNORE_INDEX
+
+
+class PadCollator:
+    """Right-pads a batch to its longest row; padding never carries loss and is masked out."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            mask[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def _make_logger_callback(run_dir: Path, show_progress: bool):
+    """A TrainerCallback writing metrics.jsonl and a progress bar with loss, tokens/s and ETA."""
+    from transformers import TrainerCallback
+
+    class RunLogger(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            from tqdm.auto import tqdm
+
+            self.t0, self.tokens0, self.step0 = time.time(), state.num_input_tokens_seen, state.global_step
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step",
+                            disable=not show_progress, dynamic_ncols=True)
+
+        def tokens_per_s(self, state) -> float:
+            dt = time.time() - self.t0
+            return (state.num_input_tokens_seen - self.tokens0) / dt if dt > 0 else 0.0
+
+        def on_step_end(self, args, state, control, **kw):
+            self.bar.update(state.global_step - self.bar.n)
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = dict(logs or {})
+            row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
+            for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
+                if key in logs:
+                    row[key] = logs[key]
+            if "loss" in logs:
+                row["tokens_per_s"] = round(self.tokens_per_s(state), 1)
+                row["tokens_seen"] = state.num_input_tokens_seen
+            if len(row) > 2:
+                runs.append_metrics(run_dir, row)
+                post = {k: f"{row[k]:.4g}" for k in ("loss", "eval_loss") if k in row}
+                post["tok/s"] = f"{self.tokens_per_s(state):.0f}"
+                self.bar.set_postfix(post, refresh=False)
+
+        def on_train_end(self, args, state, control, **kw):
+            self.bar.close()
+
+    return RunLogger()
+
+
+def _training_arguments(train, run_dir: Path, precision: str, seed: int, has_eval: bool):
+    """Map our TrainConfig onto transformers' TrainingArguments (plain values in, no config object kept)."""
+    import torch
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(run_dir / "checkpoints"),
+        num_train_epochs=train.epochs,
+        max_steps=train.max_steps,
+        per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.grad_accum,
+        learning_rate=train.learning_rate,
+        lr_scheduler_type=train.lr_scheduler,
+        warmup_steps=train.warmup_ratio,  # a float in [0, 1) is a ratio of total steps
+        weight_decay=train.weight_decay,
+        max_grad_norm=train.max_grad_norm,
+        bf16=precision == "bf16",  # on CPU accelerate runs this as bf16 autocast over fp32 weights
+        # Decided, not inherited: checkpointing costs 15-30% speed on CPU and these models fit.
+        activation_checkpointing=train.gradient_checkpointing,
+        use_cpu=not torch.cuda.is_available(),
+        logging_steps=train.logging_steps,
+        logging_first_step=True,
+        eval_strategy="steps" if has_eval and train.eval_steps > 0 else "no",
+        eval_steps=train.eval_steps or None,
+        save_strategy="steps",
+        save_steps=train.save_steps,
+        save_total_limit=train.save_total_limit,
+        seed=seed,
+        data_seed=seed,
+        include_num_input_tokens_seen="non_padding",
+        report_to="none",
+        disable_tqdm=True,  # our own bar shows loss and tokens/s
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
+
+
+def apply_lora(model, lora):
+    from peft import LoraConfig, get_peft_model
+
+    targets = lora.target_modules
+    peft_cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, task_type="CAUSAL_LM",
+                          target_modules="all-linear" if targets == ["all-linear"] else targets)
+    return get_peft_model(model, peft_cfg)
+
+
+def run(cfg, show_progress: bool = True) -> Path:
+    """Train according to `cfg` (a RunConfig); returns the run directory."""
+    import torch
+    from datasets import Dataset
+    from transformers import PrinterCallback, Trainer, set_seed
+
+    from tunesmith.data.prepare import prepare
+    from tunesmith.hardware import resolve_precision
+    from tunesmith.models.loading import load_model, load_tokenizer, resolve
+
+    # --- setup
+    run_dir, resume_from = runs.prepare_run_dir(cfg)
+    (run_dir / runs.CONFIG_FILE).write_text(_dump(cfg))
+    set_seed(cfg.seed)
+    precision = resolve_precision(cfg.train.precision)
+    source = resolve(cfg.model.name, cfg.model.gguf_file)
+    data_files = list(cfg.data.train) + ([cfg.data.validation] if cfg.data.validation else [])
+    manifest = runs.build_manifest(cfg, data_files=data_files, model_source=source, precision=precision)
+    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+
+    # --- data
+    tokenizer = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
+    prepared = prepare(cfg.data, tokenizer, cfg.seed)
+    runs.write_json(run_dir / "data_report.json", prepared.report())
+    train_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels} for r in prepared.train])
+    eval_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels}
+                                 for r in prepared.validation]) if prepared.validation else None
+    s = prepared.train_stats
+    print(f"tunesmith: {s.kept} training rows ({s.dropped_overlong} dropped and {s.truncated} truncated as longer "
+          f"than {cfg.data.max_length} tokens), {len(prepared.validation)} validation rows; precision "
+          f"{precision[0]} ({precision[1]})", flush=True)
+
+    # --- model
+    model = load_model(source, cfg.model.trust_remote_code)
+    model.config.use_cache = False  # the KV cache is useless in training and costs memory
+    if cfg.train.method == "lora":
+        model = apply_lora(model, cfg.lora)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    manifest["parameters"] = {"trainable": trainable, "total": total}
+
+    # --- train
+    args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None)
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                      data_collator=PadCollator(tokenizer.pad_token_id),
+                      callbacks=[_make_logger_callback(run_dir, show_progress)])
+    trainer.remove_callback(PrinterCallback)  # it would print raw log dicts over our progress bar
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.time() - t0
+
+    # --- evaluate
+    final = {"train_loss": result.training_loss, "steps": trainer.state.global_step,
+             "train_seconds": round(seconds, 1), "tokens_seen": trainer.state.num_input_tokens_seen,
+             "tokens_per_s": round(trainer.state.num_input_tokens_seen / seconds, 1) if seconds else None}
+    if eval_ds is not None:
+        # Reuse the evaluation of the last step when eval_steps already ran it (no second pass).
+        done = [h["eval_loss"] for h in trainer.state.log_history
+                if "eval_loss" in h and h.get("step") == trainer.state.global_step]
+        eval_loss = done[-1] if done else trainer.evaluate()["eval_loss"]
+        final.update(eval_loss=eval_loss, eval_perplexity=math.exp(min(eval_loss, 50)))
+
+    # --- save
+    out = run_dir / ("adapter" if cfg.train.method == "lora" else "model")
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
+                    resumed_from=resume_from, output=out.name)
+    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+    del trainer
+    torch.set_grad_enabled(True)
+    return run_dir
+
+
+def _dump(cfg) -> str:
+    from tunesmith.config import dump_yaml
+
+    return dump_yaml(cfg)
