@@ -38,6 +38,9 @@ class ModelConfig:
     chat_template: str | None = _f(None, "Jinja chat template that replaces the tokenizer's own (needed for base "
                                    "models without one).")
     trust_remote_code: bool = _f(False, "Allow model code from the checkpoint to run (hub models with custom code).")
+    attention: Literal["auto", "eager", "sdpa"] = _f(
+        "auto", "Attention kernel for training. auto: eager on CPU when data.max_length <= 1024 (measured ~20% "
+        "faster than sdpa for LoRA SFT on 2 cores), else sdpa.")
 
 
 @dataclass(frozen=True)
@@ -329,7 +332,7 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
     for key, value in items:
         _set_dotted(raw, key, value)
         lines.pop(key, None)  # an override has no line in the file
-    errors = Collector(title=f"{file or 'config'}: invalid config" if file else "invalid config")
+    errors = Collector(title=f"{file}: invalid config:" if file else "invalid config:")
     cfg = _build(RunConfig, raw, "", errors, lines, file)
     if cfg is not None and not errors.problems:
         cfg = _resolve_paths(cfg, base_dir, file)

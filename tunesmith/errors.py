@@ -68,7 +68,7 @@ class Collector:
         self.problems.append(Problem(problem, fix, **where))
 
     def raise_if_any(self) -> None:
+        if len(self.problems) == 1:  # one problem reads best as one line: file:line: field: what (fix)
+            raise TunesmithError(self.problems)
         if self.problems:
-            n = len(self.problems)
-            title = self.title or f"{n} problem{'s' if n > 1 else ''} found:"
-            raise TunesmithError(self.problems, title=title if n > 1 else self.title)
+            raise TunesmithError(self.problems, title=self.title or f"{len(self.problems)} problems found:")

@@ -191,10 +191,10 @@ def load_examples(paths: list[str], fmt: str = "auto", system_prompt: str | None
             continue
         if len(examples) + len(errors.problems) == before:
             errors.add("the file holds no rows", "check that it is the right file", file=str(path))
-    if errors.problems:
-        n = len(errors.problems)
-        shown = errors.problems[:MAX_REPORTED]
-        title = f"{n} problem{'s' if n > 1 else ''} in the data" + (
-            f" (first {MAX_REPORTED} shown)" if n > MAX_REPORTED else "") + ":"
-        raise TunesmithError(shown, title=title)
+    n = len(errors.problems)
+    if n == 1:
+        raise TunesmithError(errors.problems)
+    if n:
+        more = f" (first {MAX_REPORTED} shown)" if n > MAX_REPORTED else ""
+        raise TunesmithError(errors.problems[:MAX_REPORTED], title=f"{n} problems in the data{more}:")
     return examples

@@ -16,12 +16,17 @@ import re
 import shutil
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 from tunesmith.errors import fail
 from tunesmith.models.registry import embedded_file, embedded_models
+
+# peft calls transformers' deprecated `is_gradient_checkpointing` on every adapter load; the
+# FutureWarning is about their code, not the user's, so it is silenced here alone.
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -180,15 +185,17 @@ def load_tokenizer(source: ModelSource, chat_template: str | None = None, trust_
     return tok
 
 
-def load_model(source: ModelSource, trust_remote_code: bool = False):
-    """Load a causal LM in fp32 (master weights; bf16 runs as autocast on top)."""
+def load_model(source: ModelSource, trust_remote_code: bool = False, dtype: str = "float32",
+               attention: str | None = None):
+    """Load a causal LM; `attention` names a transformers attn_implementation (None: its default)."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging
 
     logging.disable_progress_bar()  # a bar for a sub-second load is noise
-    return AutoModelForCausalLM.from_pretrained(materialize(source), dtype=torch.float32,
-                                                trust_remote_code=trust_remote_code)
+    extra = {"attn_implementation": attention} if attention else {}
+    return AutoModelForCausalLM.from_pretrained(materialize(source), dtype=getattr(torch, dtype),
+                                                trust_remote_code=trust_remote_code, **extra)
 
 
 def list_cached() -> list[dict]:

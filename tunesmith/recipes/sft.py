@@ -130,7 +130,7 @@ def run(cfg, show_progress: bool = True) -> Path:
     from transformers import PrinterCallback, Trainer, set_seed
 
     from tunesmith.data.prepare import prepare
-    from tunesmith.hardware import resolve_precision
+    from tunesmith.hardware import resolve_precision, training_attention
     from tunesmith.models.loading import load_model, load_tokenizer, resolve
 
     # --- setup
@@ -156,13 +156,19 @@ def run(cfg, show_progress: bool = True) -> Path:
           f"{precision[0]} ({precision[1]})", flush=True)
 
     # --- model
-    model = load_model(source, cfg.model.trust_remote_code)
+    # LoRA never updates the base weights, so under bf16 they are stored in bf16: no per-step
+    # fp32->bf16 casts, half the memory (peft keeps the adapter itself in fp32). Full fine-tuning
+    # keeps fp32 master weights, with bf16 only as autocast.
+    base_dtype = "bfloat16" if precision[0] == "bf16" and cfg.train.method == "lora" else "float32"
+    attention = training_attention(cfg.model.attention, cfg.data.max_length)
+    model = load_model(source, cfg.model.trust_remote_code, dtype=base_dtype, attention=attention)
     model.config.use_cache = False  # the KV cache is useless in training and costs memory
     if cfg.train.method == "lora":
         model = apply_lora(model, cfg.lora)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     manifest["parameters"] = {"trainable": trainable, "total": total}
+    manifest["model"].update(base_dtype=base_dtype, attention=attention)
 
     # --- train
     args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None)

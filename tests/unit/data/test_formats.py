@@ -201,7 +201,7 @@ def test_invalid_json_on_line_7_names_file_and_line(tmp_path):
     msg = str(err)
     assert f"{f}:7:" in msg
     assert "7" in msg
-    assert msg.startswith("1 problem in the data:")
+    assert msg.startswith(f"{f}:7: not valid JSON")  # one problem: one line, file:line first
 
 
 def test_iter_rows_yields_problem_for_bad_line_and_keeps_going(tmp_path):

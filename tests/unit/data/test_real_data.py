@@ -1,0 +1,34 @@
+"""Real public data from ../shared/data through the loaders and the real SmolLM2 template."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunesmith.data.formats import load_examples
+from tunesmith.data.templates import tokenize_examples
+from tunesmith.errors import TunesmithError
+
+
+def test_alpaca_rows_load_and_tokenize(shared_data, tokenizer):
+    path = shared_data("alpaca/alpaca_data_rows_0000-0099.jsonl")
+    examples = load_examples([str(path)])
+    assert len(examples) == 100
+    with_input = [e for e in examples if "\n\n" in e.messages[0]["content"]]
+    assert with_input, "alpaca rows with an `input` join it to the instruction"
+    rows, stats, problems = tokenize_examples(tokenizer, examples, max_length=1024)
+    assert problems == [] and stats.kept == 100 and len(rows) == 100
+    assert 0.05 < stats.summary()["loss_token_fraction"] < 0.95
+
+
+def test_alpaca_gpt4_demo_has_no_bad_rows(shared_data):
+    assert len(load_examples([str(shared_data("alpaca_gpt4_demo/alpaca_en_demo.jsonl"))])) == 983
+
+
+def test_dolly_shape_is_refused_with_the_line_and_the_missing_field(shared_data):
+    # Dolly uses instruction/context/response; column mapping arrives with the data pipeline.
+    path = shared_data("dolly/dolly_sample.jsonl")
+    with pytest.raises(TunesmithError) as e:
+        load_examples([str(path)], fmt="alpaca")
+    first = e.value.problems[0]
+    assert (first.file, first.line, first.field) == (str(path), 1, "output")
+    assert len(e.value.problems) == 50 and "100 problems" in str(e.value)  # capped, with the count
