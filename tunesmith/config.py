@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -272,6 +273,8 @@ def _cross_check(cfg: RunConfig, errors: Collector, lines: dict[str, int], file:
         errors.add(problem, fix, file=file, line=lines.get(key), field=key)
 
     d, t, lo = cfg.data, cfg.train, cfg.lora
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", cfg.name or "run"):
+        bad("name", f"{cfg.name!r} is not a plain folder name", "use letters, digits, '.', '_' and '-' only")
     if not d.train:
         bad("data.train", "no training data given", "set data.train to a JSONL/JSON file or a list of files")
     if not 0.0 <= d.validation_fraction < 1.0:

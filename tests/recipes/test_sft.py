@@ -94,3 +94,4 @@ def test_bad_data_stops_before_training_with_file_and_line(tiny_config, tmp_path
     with pytest.raises(TunesmithError) as e:
         tunesmith.train(cfg, show_progress=False)
     assert f"{bad}:2" in str(e.value) and "output" in str(e.value)
+    assert not (tmp_path / "runs" / "tiny").exists(), "bad data must not leave a run directory behind"

@@ -174,3 +174,12 @@ def test_console_script_user_error_exit_code(bad_data_config):
     assert proc.returncode == 2
     assert "broken.jsonl:7:" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_and_config_import_no_heavy_library():
+    # `tunesmith --help` and config validation must not pay for torch/transformers imports.
+    code = ("import sys, tunesmith, tunesmith.cli, tunesmith.config, tunesmith.errors; "
+            "heavy = [m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules]; "
+            "print(heavy); sys.exit(1 if heavy else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -579,3 +579,9 @@ def test_dump_yaml_output_reloads_as_is(tmp_path):
     a, b = to_dict(cfg), to_dict(again)
     a.pop("config_path"), b.pop("config_path")
     assert a == b
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "with space"])
+def test_run_name_must_be_a_plain_folder_name(name, tmp_path):
+    with pytest.raises(TunesmithError, match="plain folder name"):
+        load_config({"name": name, "data": {"train": [str(tmp_path / "t.jsonl")]}})

@@ -125,27 +125,30 @@ def apply_lora(model, lora):
 
 def run(cfg, show_progress: bool = True) -> Path:
     """Train according to `cfg` (a RunConfig); returns the run directory."""
-    import torch
     from datasets import Dataset
     from transformers import PrinterCallback, Trainer, set_seed
 
+    from tunesmith.config import dump_yaml
     from tunesmith.data.prepare import prepare
     from tunesmith.hardware import resolve_precision, training_attention
     from tunesmith.models.loading import load_model, load_tokenizer, resolve
 
     # --- setup
-    run_dir, resume_from = runs.prepare_run_dir(cfg)
-    (run_dir / runs.CONFIG_FILE).write_text(_dump(cfg))
     set_seed(cfg.seed)
     precision = resolve_precision(cfg.train.precision)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
-    data_files = list(cfg.data.train) + ([cfg.data.validation] if cfg.data.validation else [])
-    manifest = runs.build_manifest(cfg, data_files=data_files, model_source=source, precision=precision)
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
 
-    # --- data
+    # --- data (before the run directory exists: bad data never leaves a half-made run behind)
     tokenizer = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
     prepared = prepare(cfg.data, tokenizer, cfg.seed)
+    run_dir, resume_from = runs.prepare_run_dir(cfg)
+    (run_dir / runs.CONFIG_FILE).write_text(dump_yaml(cfg))
+    data_files = list(cfg.data.train) + ([cfg.data.validation] if cfg.data.validation else [])
+    manifest = runs.build_manifest(cfg, data_files=data_files, model_source=source, precision=precision)
+    manifest["tokenizer"] = {  # inherited values, with where they came from (STYLE rule 6)
+        "chat_template": "model.chat_template (config)" if cfg.model.chat_template else "the model's tokenizer",
+        "pad_token": tokenizer.pad_token, "eos_token": tokenizer.eos_token}
+    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
     runs.write_json(run_dir / "data_report.json", prepared.report())
     train_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels} for r in prepared.train])
     eval_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels}
@@ -198,12 +201,4 @@ def run(cfg, show_progress: bool = True) -> Path:
     manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
                     resumed_from=resume_from, output=out.name)
     runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
-    del trainer
-    torch.set_grad_enabled(True)
     return run_dir
-
-
-def _dump(cfg) -> str:
-    from tunesmith.config import dump_yaml
-
-    return dump_yaml(cfg)
