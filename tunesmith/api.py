@@ -31,20 +31,88 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
 def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict | None = None) -> dict:
     """Pre-flight: config, model and data checked, data tokenized and summarised; no training.
 
-    Raises TunesmithError (with file:line for data) on the first class of problems found.
+    Raises TunesmithError (with file:line for data) listing every bad row, unless data.on_error=skip.
     """
-    from tunesmith.data.formats import load_examples
-    from tunesmith.data.prepare import prepare
+    from dataclasses import replace
+
+    from tunesmith.data.inspect import statistics
+    from tunesmith.data.prepare import load_all
+    from tunesmith.data.templates import Tokenized, tokenize_examples
     from tunesmith.models.loading import load_tokenizer, resolve
 
     cfg = _config(config, overrides)
     # Rows first: a bad data file is reported without waiting for a tokenizer to load.
-    load_examples(cfg.data.train + ([cfg.data.validation] if cfg.data.validation else []), cfg.data.format)
+    loaded = load_all(cfg.data, cfg.seed)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
     tok = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
-    prepared = prepare(cfg.data, tok, cfg.seed)
-    return {"config": cfg.config_path, "model": {"spec": source.spec, "kind": source.kind, "path": source.path},
-            "data": prepared.report()}
+    report = {"config": cfg.config_path, "model": {"spec": source.spec, "kind": source.kind, "path": source.path},
+              "load": loaded.info, "data": {}}
+    for name, examples in (("train", loaded.train), ("validation", loaded.validation)):
+        if not examples:
+            continue
+        convs = [replace(e, messages=_conversation_view(e)) for e in examples]
+        chats = [e for e in convs if e.messages is not None]
+        rows, stats, problems = tokenize_examples(tok, chats, cfg.data.max_length, cfg.data.overlong,
+                                                  cfg.data.train_on)
+        for e in convs:  # raw text and classification rows: lengths only, no loss mask
+            if e.messages is None:
+                ids = tok(e.extra["text"], add_special_tokens=False)["input_ids"]
+                stats.rows += 1
+                stats.lengths.append(len(ids))
+                if len(ids) <= cfg.data.max_length or cfg.data.overlong == "truncate":
+                    stats.kept += 1
+                    stats.tokens += min(len(ids), cfg.data.max_length)
+                    rows.append(Tokenized(ids[:cfg.data.max_length], list(ids[:cfg.data.max_length])))
+                else:
+                    stats.dropped_overlong += 1
+        report["data"][name] = {**stats.summary(), "kinds": dict(_count(e.kind for e in examples)),
+                                "template_problems": [str(p) for p in problems[:20]],
+                                "statistics": statistics(examples, stats, rows, tok, cfg.data.max_length,
+                                                         cfg.data.overlong)}
+    return report
+
+
+def _count(items):
+    from collections import Counter
+
+    return Counter(items)
+
+
+def _conversation_view(ex) -> list[dict] | None:
+    """The conversation a record trains on (None for raw text and classification rows)."""
+    if ex.kind == "chat":
+        return ex.messages
+    if ex.kind == "preference":
+        return ex.messages + ex.extra["chosen"]
+    if ex.kind == "kto":
+        return ex.messages + ex.extra["completion"]
+    return None
+
+
+def data_config(target: str | Path, overrides: list[str] | dict | None = None) -> RunConfig:
+    """A run config for a YAML file, or a minimal one around a bare data file."""
+    from tunesmith.data.readers import SUFFIXES
+
+    path = Path(target)
+    if path.suffix.lower() in SUFFIXES:
+        return load_config({"name": "data", "data": {"train": [str(path.resolve())]}}, overrides)
+    return load_config(path, overrides)
+
+
+def preview(target: str | Path, overrides: list[str] | dict | None = None, n: int = 3) -> tuple[list, list, object]:
+    """The first `n` training rows tokenized: (examples, tokenized rows, tokenizer)."""
+    from dataclasses import replace
+
+    from tunesmith.data.prepare import load_all
+    from tunesmith.data.templates import tokenize_conversation
+    from tunesmith.models.loading import load_tokenizer, resolve
+
+    cfg = data_config(target, overrides)
+    loaded = load_all(cfg.data, cfg.seed)
+    tok = load_tokenizer(resolve(cfg.model.name, cfg.model.gguf_file), cfg.model.chat_template)
+    chats = [replace(e, messages=_conversation_view(e)) for e in loaded.train]
+    chats = [e for e in chats if e.messages is not None][:n]
+    return chats, [tokenize_conversation(tok, e.messages, cfg.data.train_on) for e in chats], tok
 
 
 def load(run_or_model: str | Path):

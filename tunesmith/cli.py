@@ -36,13 +36,7 @@ def cmd_validate(args) -> int:
         return 0
     print(f"config ok: {report['config']}")
     print(f"model ok: {report['model']['spec']} ({report['model']['kind']}: {report['model']['path']})")
-    for split, s in report["data"].items():
-        if not s:
-            continue
-        print(f"{split}: {s['kept']} of {s['rows']} rows kept ({s['dropped_overlong']} dropped as too long, "
-              f"{s['truncated']} truncated, {s['dropped_no_loss']} with no trained tokens); {s['tokens']} tokens, "
-              f"{s['loss_token_fraction']:.0%} carry loss; length min/median/max "
-              f"{s['length_min']}/{s['length_median']}/{s['length_max']}")
+    _print_data_report(report)
     return 0
 
 
@@ -100,8 +94,57 @@ def cmd_config(args) -> int:
     return 0
 
 
+def _print_data_report(report: dict) -> None:
+    rows = report["load"]["train"]["rows"]
+    print(f"read {rows['rows']} rows, kept {rows['kept']}" + (f"; skipped by reason: {rows['skipped']}"
+                                                              if rows["skipped"] else ""))
+    for p in rows["problems"][:10]:
+        print(f"  {p}")
+    for split, s in report["data"].items():
+        st = s["statistics"]
+        print(f"\n{split}: {s['kept']} of {s['rows']} rows kept; kinds {s['kinds']}")
+        print(f"  tokens {s['tokens']}, {s['loss_token_fraction']:.0%} carry loss; length min/median/max "
+              f"{s['length_min']}/{s['length_median']}/{s['length_max']}")
+        o = st["over_max_length"]
+        print(f"  over max_length={o['max_length']} (policy {o['policy']}): {o['dropped']} dropped, "
+              f"{o['truncated']} truncated, {o['dropped_no_loss']} left with no trained token")
+        e = st["end_of_turn_trained"]
+        print(f"  end-of-turn token {e['tokens']} trained in {e['rows']} of {e['of']} rows")
+        print(f"  exact duplicates: {st['duplicates']}; blank fields by role: {st['blank_fields'] or 'none'}")
+        hist = st["token_lengths"]["histogram"]
+        top = max((b["count"] for b in hist), default=1) or 1
+        for b in hist:
+            print(f"  {b['from']:>6}-{b['to']:<6} {'#' * round(30 * b['count'] / top):<30} {b['count']}")
+        for p in s["template_problems"][:5]:
+            print(f"  template problem: {p}")
+
+
+def cmd_data(args) -> int:
+    from tunesmith import api
+
+    if args.data_command == "validate":
+        report = api.validate(api.data_config(args.target, args.overrides))
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            _print_data_report(report)
+        return 0
+    if args.data_command == "preview":
+        from tunesmith.data.inspect import render_html, render_terminal
+
+        examples, rows, tok = api.preview(args.target, args.overrides, n=args.n)
+        print(render_terminal(tok, rows, examples), end="")
+        if args.html:
+            from pathlib import Path
+
+            Path(args.html).write_text(render_html(tok, rows, examples), encoding="utf-8")
+            print(f"wrote {args.html}")
+        return 0
+    return 2
+
+
 COMMANDS = {"train": cmd_train, "validate": cmd_validate, "generate": cmd_generate, "chat": cmd_chat,
-            "models": cmd_models, "config": cmd_config}
+            "models": cmd_models, "config": cmd_config, "data": cmd_data}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +177,18 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--max-new-tokens", type=int, default=256 if name == "chat" else 128)
         s.add_argument("--temperature", type=float, default=0.7 if name == "chat" else 0.0,
                        help="0 means greedy decoding")
+    d = sub.add_parser("data", help="data pre-flight: validate, preview", description="data pre-flight")
+    dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    for name, help_text in (("validate", "check every row (file:line errors) and print statistics"),
+                            ("preview", "show tokenized rows with the trained tokens highlighted")):
+        s = dsub.add_parser(name, help=help_text, description=help_text)
+        s.add_argument("target", help="a data file (.jsonl .json .txt .csv .tsv .parquet) or a run config (YAML)")
+        s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.format=sharegpt")
+        if name == "validate":
+            s.add_argument("--json", action="store_true", help="print the report as JSON")
+        else:
+            s.add_argument("-n", type=int, default=3, help="rows to show")
+            s.add_argument("--html", default=None, help="also write an HTML preview to this path")
     s = sub.add_parser("models", help="list embedded and cached models")
     s.add_argument("--json", action="store_true")
     return p

@@ -44,11 +44,32 @@ class ModelConfig:
         "faster than sdpa for LoRA SFT on 2 cores), else sdpa.")
 
 
+FORMAT = Literal["auto", "alpaca", "chat", "sharegpt", "preference", "kto", "classification", "text"]
+
+
+@dataclass(frozen=True)
+class DataSource:
+    path: str = _f("", "Data file (.jsonl, .json, .txt, .csv, .tsv, .parquet), relative to the config file.")
+    format: FORMAT = _f("auto", "Row format of this file; auto detects it per row from the keys.")
+    weight: float = _f(1.0, "Share of the training mix, relative to the other sources (a source is up- or "
+                       "down-sampled to its share of the total row count).")
+    columns: dict[str, str] = _f({}, "Column mapping for this file, {canonical name: your column}, e.g. "
+                                 "{output: response, input: context}.")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    train: list[str] = _f([], "Training data files (JSONL or JSON): alpaca rows (instruction/input/output) or chat "
-                          "rows (messages: [{role, content}]). Relative paths are relative to the config file.")
-    format: Literal["auto", "alpaca", "chat"] = _f("auto", "Row format; `auto` detects it per row from the keys.")
+    train: list[str] = _f([], "Training data files (.jsonl, .json, .txt, .csv, .tsv, .parquet) in any supported "
+                          "shape: alpaca, OpenAI chat, ShareGPT, preference pairs, KTO, classification, raw text. "
+                          "Relative paths are relative to the config file.")
+    sources: list[DataSource] = _f([], "Training files with their own format, column mapping and mixing weight, "
+                                   "used in addition to `train`.")
+    format: FORMAT = _f("auto", "Row format of the `train` files; auto detects it per row from the keys.")
+    columns: dict[str, str] = _f({}, "Column mapping for the `train` files, {canonical name: your column}, e.g. "
+                                 "{output: response, input: context} for Dolly.")
+    on_error: Literal["fail", "skip"] = _f("fail", "Bad rows: fail lists every one (file:line) and stops; skip "
+                                          "drops them and reports the count by reason.")
+    max_row_bytes: int = _f(1_000_000, "A JSONL line longer than this is reported as a bad row instead of parsed.")
     validation: str | None = _f(None, "Validation file; if unset, `validation_fraction` of the training rows is held out.")
     validation_fraction: float = _f(0.0, "Fraction of training rows held out for eval loss when no validation file "
                                     "is given (0 disables).")
@@ -105,7 +126,6 @@ class RunConfig:
     config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
 
 
-SECTIONS = {"model": ModelConfig, "data": DataConfig, "lora": LoraConfig, "train": TrainConfig}
 # Fields whose values are file paths, resolved relative to the config file's folder.
 _PATH_FIELDS = {("data", "train"), ("data", "validation")}
 
@@ -139,6 +159,10 @@ def _read_yaml(path: Path) -> tuple[dict, dict[str, int]]:
                 key = f"{prefix}{k.value}"
                 lines[key] = k.start_mark.line + 1
                 walk(v, key + ".")
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                lines[f"{prefix.rstrip('.')}[{i}]"] = v.start_mark.line + 1
+                walk(v, f"{prefix.rstrip('.')}[{i}].")
 
     walk(node, "")
     return yaml.safe_load(text) or {}, lines
@@ -208,6 +232,9 @@ def _coerce(value: Any, tp) -> tuple[bool, Any]:
         return value is None, value
     if origin is Literal:
         return value in typing.get_args(tp), value
+    if origin is dict:
+        ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+        return ok, dict(value) if ok else value
     if origin is list:
         (inner,) = typing.get_args(tp)
         items = value if isinstance(value, list) else [value]  # a single path is a list of one
@@ -255,8 +282,13 @@ def _build(cls, raw: Any, prefix: str, errors: Collector, lines: dict[str, int],
             errors.add("unknown key", fix, **where(dotted))
             continue
         tp = hints[key]
-        if key in SECTIONS and cls is RunConfig:
-            kwargs[key] = _build(SECTIONS[key], value, f"{key}.", errors, lines, file)
+        if dataclasses.is_dataclass(tp):  # a nested section
+            kwargs[key] = _build(tp, value, f"{dotted}.", errors, lines, file)
+            continue
+        item_tp = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
+        if item_tp is not None and dataclasses.is_dataclass(item_tp):  # a list of sections
+            items = value if isinstance(value, list) else [value]
+            kwargs[key] = [_build(item_tp, v, f"{dotted}[{i}].", errors, lines, file) for i, v in enumerate(items)]
             continue
         ok, v = _coerce(value, tp)
         if not ok:
@@ -275,8 +307,15 @@ def _cross_check(cfg: RunConfig, errors: Collector, lines: dict[str, int], file:
     d, t, lo = cfg.data, cfg.train, cfg.lora
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", cfg.name or "run"):
         bad("name", f"{cfg.name!r} is not a plain folder name", "use letters, digits, '.', '_' and '-' only")
-    if not d.train:
-        bad("data.train", "no training data given", "set data.train to a JSONL/JSON file or a list of files")
+    if not d.train and not d.sources:
+        bad("data.train", "no training data given", "set data.train to a data file or a list of files")
+    for i, src in enumerate(d.sources):
+        if not src.path:
+            bad(f"data.sources[{i}].path", "no path given", "set path: to a data file")
+        if src.weight <= 0:
+            bad(f"data.sources[{i}].weight", f"{src.weight} is not a positive weight", "use e.g. 1.0")
+    if d.max_row_bytes < 1000:
+        bad("data.max_row_bytes", f"{d.max_row_bytes} is too small", "use at least 1000 (default 1000000)")
     if not 0.0 <= d.validation_fraction < 1.0:
         bad("data.validation_fraction", f"{d.validation_fraction} is outside [0, 1)", "use e.g. 0.1")
     if d.validation and d.validation_fraction > 0:
@@ -355,6 +394,8 @@ def _resolve_paths(cfg: RunConfig, base_dir: Path, file: str | None) -> RunConfi
 
     data = cfg.data
     data = dataclasses.replace(data, train=[res(p) for p in data.train],
+                               sources=[dataclasses.replace(s, path=res(s.path) if s.path else "")
+                                        for s in data.sources],
                                validation=res(data.validation) if data.validation else None)
     name = cfg.name or (Path(file).stem if file else "run")
     return dataclasses.replace(cfg, data=data, name=name, config_path=str(Path(file).resolve()) if file else None)
@@ -386,8 +427,14 @@ def describe(cls=RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]
     for f in dataclasses.fields(cls):
         if f.name == "config_path":
             continue
-        if cls is RunConfig and f.name in SECTIONS:
-            rows += describe(SECTIONS[f.name], f"{f.name}.")
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows += describe(tp, f"{prefix}{f.name}.")
+            continue
+        if typing.get_origin(tp) is list and dataclasses.is_dataclass(typing.get_args(tp)[0]):
+            rows.append((prefix + f.name, f"list of {typing.get_args(tp)[0].__name__}", [],
+                         f.metadata.get("help", "")))
+            rows += describe(typing.get_args(tp)[0], f"{prefix}{f.name}[].")
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         rows.append((prefix + f.name, _type_name(hints[f.name]), default, f.metadata.get("help", "")))

@@ -20,6 +20,7 @@ class Problem:
     file: str | None = None
     line: int | None = None
     field: str | None = None
+    code: str = ""  # a short reason key (invalid_json, missing_field, ...) for counts by reason
 
     def __str__(self) -> str:
         where = ""

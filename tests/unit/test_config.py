@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunesmith.config import (DataConfig, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
+from tunesmith.config import (DataConfig, DataSource, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
                               load_config, to_dict)
 from tunesmith.errors import TunesmithError
 
@@ -328,7 +328,7 @@ def test_wrong_type_names_field_and_line(tmp_path):
     ("train.learning_rate", "fast", "float"),
     ("train.learning_rate", "true", "float"),
     ("train.method", "qlora", "'lora' | 'full'"),
-    ("data.format", "sharegpt", "'auto' | 'alpaca' | 'chat'"),
+    ("data.format", "vicuna", "'auto' | 'alpaca' | 'chat' | 'sharegpt' | 'preference' | 'kto' | 'classification' | 'text'"),
     ("data.train", "[1, 2]", "list of str"),
     ("model.gguf_file", "3", "str | NoneType"),
 ])
@@ -498,6 +498,7 @@ def test_describe_covers_every_field_with_help():
     for section, cls in (("model", ModelConfig), ("data", DataConfig), ("lora", LoraConfig),
                          ("train", TrainConfig)):
         expected += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
+    expected += [f"data.sources[].{f.name}" for f in dataclasses.fields(DataSource)]
     assert sorted(keys) == sorted(expected)
     assert len(keys) == len(set(keys))
     assert "config_path" not in keys
@@ -510,7 +511,8 @@ def test_describe_rows_carry_types_and_defaults():
     rows = {r[0]: r for r in describe()}
     assert rows["train.learning_rate"][1:3] == ("float", 2e-4)
     assert rows["train.batch_size"][1:3] == ("int", 8)
-    assert rows["data.format"][1:3] == ("'auto' | 'alpaca' | 'chat'", "auto")
+    assert rows["data.format"][1:3] == (
+        "'auto' | 'alpaca' | 'chat' | 'sharegpt' | 'preference' | 'kto' | 'classification' | 'text'", "auto")
     assert rows["data.train"][1:3] == ("list of str", [])
     assert rows["lora.target_modules"][1:3] == ("list of str", ["all-linear"])
     assert rows["name"][1:3] == ("str | NoneType", None)

@@ -1,200 +1,370 @@
-"""Read data files into canonical conversations, naming file and line for every bad row.
+"""Row shapes of the field -> canonical records, naming file, line and field for every bad row.
 
-Canonical form: a list of {"role": system|user|assistant, "content": str} messages. Supported
-row shapes (detected per row with format=auto):
-  alpaca: {"instruction", "input"?, "output", "system"?}
-  chat:   {"messages": [{"role", "content"}, ...]}  (OpenAI chat shape; system and multi-turn)
+Canonical record (`Example`), by kind:
+  chat            messages: the whole conversation ({role: system|user|assistant|tool, content, tool_calls?})
+  preference      messages: the prompt; extra["chosen"], extra["rejected"]: the assistant turn(s)
+  kto             messages: the prompt; extra["completion"]: assistant turn(s); extra["label"]: bool
+  text            extra["text"]                      (continued pre-training)
+  classification  extra["text"], extra["label"]
+
+Source shapes (format=auto detects per row from the keys, after column mapping):
+  alpaca          instruction, input?, output, system?                       -> chat
+  chat            messages (OpenAI: system, multi-turn, tool_calls, tool)    -> chat
+  sharegpt        conversations: [{from: human|gpt|system|function_call|observation, value}], tools?
+                  (with chosen/rejected {from, value}: LLaMA-Factory's preference shape)
+  preference      prompt?, chosen, rejected: strings, message lists (whole conversations are split at
+                  their common prefix), or HH-RLHF transcripts "\n\nHuman: ... \n\nAssistant: ..."
+  kto             prompt, completion, label (bool)
+  classification  text, label
+  text            text
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+import re
+from collections import Counter
+from dataclasses import dataclass, field
 
-from tunesmith.errors import Collector, Problem, TunesmithError, fail
+from tunesmith.data.readers import DEFAULT_MAX_ROW_BYTES, iter_rows  # noqa: F401 (re-exported)
+from tunesmith.errors import Problem, TunesmithError
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
+FORMATS = ("auto", "alpaca", "chat", "sharegpt", "preference", "kto", "classification", "text")
+KIND_OF = {"alpaca": "chat", "chat": "chat", "sharegpt": "chat", "preference": "preference", "kto": "kto",
+           "classification": "classification", "text": "text"}
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
+                  "function_call": "assistant", "observation": "tool", "tool": "tool"}
 MAX_REPORTED = 50  # a file with thousands of bad rows gets the first 50 and a count
+_HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
 
 
 @dataclass
 class Example:
-    """One conversation and where it came from."""
+    """One record, where it came from, and what kind it is."""
 
-    messages: list[dict]
+    messages: list[dict] | None
     file: str
     line: int
+    kind: str = "chat"
+    extra: dict = field(default_factory=dict)
 
 
-def iter_rows(path: str | Path) -> Iterator[tuple[int, object]]:
-    """Yield (line number, parsed row) from a .jsonl or .json file.
-
-    A JSONL line that is not valid JSON yields a Problem in place of the row, so that one pass
-    reports every bad line; a broken .json array stops at the first error (nothing after it parses).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise fail("data file not found", "check the path in data.train / data.validation", file=str(path))
-    if path.suffix == ".json":
-        yield from _iter_json_array(path)
-        return
-    with open(path, encoding="utf-8") as f:
-        for n, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                yield n, json.loads(text)
-            except json.JSONDecodeError as e:
-                yield n, Problem(f"not valid JSON: {e.msg} at column {e.colno}",
-                                 "each line of a .jsonl file must be one complete JSON object", file=str(path), line=n)
+# --------------------------------------------------------------------------- detection
 
 
-def _iter_json_array(path: Path) -> Iterator[tuple[int, object]]:
-    """A .json file holding one array; each element is located by the line it starts on."""
-    text = path.read_text(encoding="utf-8")
-    decoder = json.JSONDecoder()
-
-    def line_of(pos):
-        return text.count("\n", 0, pos) + 1
-
-    def skip(pos):
-        while pos < len(text) and text[pos] in " \t\r\n":
-            pos += 1
-        return pos
-
-    def broken(pos, what):
-        return fail(f"not valid JSON: {what}", "fix the JSON syntax (or use .jsonl, one row per line)",
-                    file=str(path), line=line_of(min(pos, len(text))))
-
-    pos = skip(0)
-    if pos >= len(text) or text[pos] != "[":
-        raise fail("a .json data file must hold one array of rows", "wrap the rows in [...] or use .jsonl",
-                   file=str(path), line=line_of(pos))
-    pos = skip(pos + 1)
-    if pos < len(text) and text[pos] == "]":
-        pos += 1
-    else:
-        while True:
-            try:
-                row, end = decoder.raw_decode(text, pos)
-            except json.JSONDecodeError as e:
-                raise fail(f"not valid JSON: {e.msg}", "fix the JSON syntax", file=str(path),
-                           line=e.lineno) from None
-            yield line_of(pos), row
-            pos = skip(end)
-            if pos >= len(text):
-                raise broken(pos, "the array is not closed with ']' (is the file cut off?)")
-            if text[pos] == "]":
-                pos += 1
-                break
-            if text[pos] != ",":
-                raise broken(pos, "expected ',' or ']' after a row")
-            pos = skip(pos + 1)
-    if skip(pos) < len(text):
-        raise broken(skip(pos), "text after the closing ']'")
+def detect(row: dict) -> str:
+    """The source format of a row from its keys ('' when none fits)."""
+    keys = set(row)
+    if "chosen" in keys and "rejected" in keys:
+        return "preference"
+    if "messages" in keys:
+        return "chat"
+    if "conversations" in keys:
+        return "sharegpt"
+    if {"completion", "label"} <= keys:
+        return "kto"
+    if "instruction" in keys:
+        return "alpaca"
+    if {"text", "label"} <= keys:
+        return "classification"
+    if "text" in keys:
+        return "text"
+    return ""
 
 
-def _text(row: dict, key: str, where: dict, required: bool = True) -> tuple[str | None, Problem | None]:
-    value = row.get(key)
-    if value is None and not required:
-        return None, None
-    if not isinstance(value, str):
-        got = "missing" if key not in row else f"{type(value).__name__}, not text"
-        return None, Problem(f"'{key}' is {got}", f"give '{key}' as a string", field=key, **where)
-    if required and not value.strip():
-        return None, Problem(f"'{key}' is empty", "fill it in or remove the row", field=key, **where)
-    return value, None
+def row_to_example(row: object, fmt: str, where: dict, columns: dict | None = None
+                   ) -> tuple[Example | None, list[Problem]]:
+    """Convert one parsed row to a canonical Example, or return the problems found."""
+    if not isinstance(row, dict):
+        return None, [Problem(f"row is a {type(row).__name__}, not an object", "each row must be a JSON object",
+                              code="not_object", **where)]
+    if columns:  # canonical name -> the source's name, e.g. {output: response, input: context}
+        row = {**{k: v for k, v in row.items() if k not in columns.values()},
+               **{canon: row[src] for canon, src in columns.items() if src in row}}
+    if fmt == "auto":
+        fmt = detect(row)
+        if not fmt:
+            keys = ", ".join(sorted(map(str, row))) or "none"
+            return None, [Problem(f"cannot tell the format from the keys ({keys})",
+                                  "set data.format, or map your keys with data.columns (e.g. {output: response})",
+                                  code="unknown_format", **where)]
+    convert = {"alpaca": _alpaca, "chat": _chat, "sharegpt": _sharegpt, "preference": _preference, "kto": _kto,
+               "classification": _classification, "text": _text_row}[fmt]
+    problems: list[Problem] = []
+    result = convert(row, _Where(where, problems))
+    if problems:
+        return None, problems
+    messages, extra = result
+    return Example(messages, where["file"], where["line"], KIND_OF[fmt], extra), []
 
 
 def row_to_messages(row: object, fmt: str, where: dict) -> tuple[list[dict] | None, list[Problem]]:
-    """Convert one parsed row to canonical messages, or return the problems found."""
-    if not isinstance(row, dict):
-        return None, [Problem(f"row is a {type(row).__name__}, not an object", "each row must be a JSON object",
-                              **where)]
-    if fmt == "auto":
-        fmt = "chat" if "messages" in row else "alpaca" if "instruction" in row else ""
-        if not fmt:
-            keys = ", ".join(sorted(row)) or "none"
-            return None, [Problem(f"cannot tell the format from the keys ({keys})",
-                                  "use alpaca keys (instruction, input, output) or chat keys (messages)", **where)]
-    return (_chat(row, where) if fmt == "chat" else _alpaca(row, where))
+    """The conversation of one row (chat kinds), or the problems found."""
+    ex, problems = row_to_example(row, fmt, where)
+    return (ex.messages if ex else None), problems
 
 
-def _alpaca(row: dict, where: dict) -> tuple[list[dict] | None, list[Problem]]:
-    problems = []
-    instruction, p1 = _text(row, "instruction", where)
-    context, p2 = _text(row, "input", where, required=False)
-    output, p3 = _text(row, "output", where)
-    system, p4 = _text(row, "system", where, required=False)
-    problems = [p for p in (p1, p2, p3, p4) if p]
-    if problems:
-        return None, problems
+class _Where:
+    """Collects located problems for one row."""
+
+    def __init__(self, where: dict, problems: list[Problem]):
+        self.where, self.problems = where, problems
+
+    def add(self, problem: str, fix: str, field: str | None = None, code: str = "invalid"):
+        self.problems.append(Problem(problem, fix, field=field, code=code, **self.where))
+
+
+def _string(row: dict, key: str, w: _Where, required: bool = True, field_name: str | None = None) -> str | None:
+    value = row.get(key)
+    name = field_name or key
+    if value is None and not required and key not in row:
+        return None
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        if key not in row:
+            w.add(f"'{key}' is missing", f"add '{key}' (or map your column to it with data.columns)", name,
+                  "missing_field")
+        else:
+            w.add(f"'{key}' is {type(value).__name__}, not text", f"give '{key}' as a string", name, "wrong_type")
+        return None
+    if required and not value.strip():
+        w.add(f"'{key}' is empty", "fill it in or remove the row", name, "empty_field")
+        return None
+    return value
+
+
+# --------------------------------------------------------------------------- converters
+
+
+def _alpaca(row: dict, w: _Where):
+    instruction = _string(row, "instruction", w)
+    context = _string(row, "input", w, required=False)
+    output = _string(row, "output", w)
+    system = _string(row, "system", w, required=False)
+    if w.problems:
+        return None
     user = instruction if not (context and context.strip()) else f"{instruction}\n\n{context}"
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": user}, {"role": "assistant", "content": output}]
-    return messages, []
+    return messages, {}
 
 
-def _chat(row: dict, where: dict) -> tuple[list[dict] | None, list[Problem]]:
-    msgs = row.get("messages")
+def _messages(msgs: object, w: _Where, name: str, need_assistant: bool = True) -> list[dict] | None:
+    """Validate an OpenAI-style message list (tool calls allowed)."""
     if not isinstance(msgs, list) or not msgs:
-        return None, [Problem("'messages' must be a non-empty list of {role, content}",
-                              "see the OpenAI chat format", field="messages", **where)]
-    problems, out = [], []
+        w.add(f"'{name}' must be a non-empty list of {{role, content}}", "see the OpenAI chat format", name,
+              "missing_field" if msgs is None else "wrong_type")
+        return None
+    out, before = [], len(w.problems)
     for i, m in enumerate(msgs):
-        f = f"messages[{i}]"
+        f = f"{name}[{i}]"
         if not isinstance(m, dict):
-            problems.append(Problem("is not an object", "write {\"role\": ..., \"content\": ...}", field=f, **where))
+            w.add("is not an object", 'write {"role": ..., "content": ...}', f, "wrong_type")
             continue
-        role, content = m.get("role"), m.get("content")
+        role, content, calls = m.get("role"), m.get("content"), m.get("tool_calls")
         if role not in ROLES:
-            problems.append(Problem(f"role {role!r} is not one of {', '.join(ROLES)}", "fix the role",
-                                    field=f"{f}.role", **where))
+            w.add(f"role {role!r} is not one of {', '.join(ROLES)}", "fix the role", f"{f}.role", "bad_role")
         elif role == "system" and i != 0:
-            problems.append(Problem("a system message must come first", "move it to the start",
-                                    field=f"{f}.role", **where))
-        if not isinstance(content, str):
-            problems.append(Problem(f"content is {'missing' if content is None else type(content).__name__}",
-                                    "give content as a string", field=f"{f}.content", **where))
-        elif role == "assistant" and not content.strip():
-            problems.append(Problem("assistant content is empty", "fill it in or drop the turn",
-                                    field=f"{f}.content", **where))
-        out.append({"role": role, "content": content})
-    if not problems and not any(m["role"] == "assistant" for m in out):
-        problems.append(Problem("no assistant message, so nothing to learn", "add the reply to learn",
-                                field="messages", **where))
-    return (None, problems) if problems else (out, [])
+            w.add("a system message must come first", "move it to the start", f"{f}.role", "bad_role")
+        if calls is not None and (role != "assistant" or not isinstance(calls, list)):
+            w.add("tool_calls must be a list on an assistant message", "see the OpenAI tool-call format",
+                  f"{f}.tool_calls", "wrong_type")
+        if content is None and calls:
+            content = ""  # an assistant turn that only calls tools
+        elif not isinstance(content, str):
+            w.add(f"content is {'missing' if content is None else type(content).__name__}",
+                  "give content as a string", f"{f}.content", "missing_field" if content is None else "wrong_type")
+            continue
+        elif role == "assistant" and not content.strip() and not calls:
+            w.add("assistant content is empty", "fill it in or drop the turn", f"{f}.content", "empty_field")
+        msg = {"role": role, "content": content}
+        msg.update({k: m[k] for k in ("tool_calls", "tool_call_id", "name") if k in m})
+        out.append(msg)
+    if len(w.problems) == before and need_assistant and not any(m["role"] == "assistant" for m in out):
+        w.add("no assistant message, so nothing to learn", "add the reply to learn", name, "no_assistant")
+    return out if len(w.problems) == before else None
 
 
-def load_examples(paths: list[str], fmt: str = "auto", system_prompt: str | None = None) -> list[Example]:
-    """Load every row of every file; raise one TunesmithError listing every bad row (file:line)."""
-    errors = Collector()
+def _chat(row: dict, w: _Where):
+    messages = _messages(row.get("messages"), w, "messages")
+    return None if messages is None else (messages, {})
+
+
+def _sharegpt_turns(turns: object, w: _Where, name: str) -> list[dict] | None:
+    if not isinstance(turns, list) or not turns:
+        w.add(f"'{name}' must be a non-empty list of {{from, value}}", "see the ShareGPT format", name,
+              "missing_field" if turns is None else "wrong_type")
+        return None
+    msgs = []
+    for i, t in enumerate(turns):
+        if not isinstance(t, dict) or t.get("from") not in SHAREGPT_ROLES or not isinstance(t.get("value"), str):
+            got = t.get("from") if isinstance(t, dict) else type(t).__name__
+            w.add(f"turn is not {{from, value}} with a known role (got {got!r})",
+                  f"use from: one of {', '.join(SHAREGPT_ROLES)}, and a string value", f"{name}[{i}]", "bad_role")
+            continue
+        msgs.append({"role": SHAREGPT_ROLES[t["from"]], "content": t["value"]})
+    return msgs
+
+
+def _sharegpt(row: dict, w: _Where):
+    msgs = _sharegpt_turns(row.get("conversations"), w, "conversations")
+    if msgs is None or w.problems:
+        return None
+    messages = _messages(msgs, w, "conversations")
+    extra = {"tools": row["tools"]} if row.get("tools") else {}
+    return None if messages is None else (messages, extra)
+
+
+def _hh_transcript(text: str) -> list[dict] | None:
+    """'\\n\\nHuman: a\\n\\nAssistant: b' -> messages (None when the text has no such turns)."""
+    parts = _HH_TURN.split(text)
+    if len(parts) < 3 or parts[0].strip():
+        return None
+    return [{"role": "user" if who == "Human" else "assistant", "content": said.strip()}
+            for who, said in zip(parts[1::2], parts[2::2])]
+
+
+def _side(value: object, w: _Where, name: str) -> list[dict] | None:
+    """One side of a preference pair (or a prompt) as messages."""
+    if isinstance(value, str):
+        hh = _hh_transcript(value)
+        return hh if hh is not None else [{"role": "assistant", "content": value}]
+    if isinstance(value, dict) and "from" in value:  # LLaMA-Factory: chosen: {from: gpt, value: ...}
+        turns = _sharegpt_turns([value], w, name)
+        return turns or None
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "from" in value[0]:
+        return _sharegpt_turns(value, w, name)
+    return _messages(value, w, name, need_assistant=False)
+
+
+def _split_common_prefix(a: list[dict], b: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:
+    n = 0
+    while n < min(len(a), len(b)) - 1 and a[n] == b[n]:
+        n += 1
+    return a[:n], a[n:], b[n:]
+
+
+def _preference(row: dict, w: _Where):
+    prompt_raw = row.get("prompt", row.get("conversations"))
+    chosen = _side(row.get("chosen"), w, "chosen")
+    rejected = _side(row.get("rejected"), w, "rejected")
+    prompt = None
+    if prompt_raw is not None:
+        prompt = ([{"role": "user", "content": prompt_raw}] if isinstance(prompt_raw, str)
+                  else _side(prompt_raw, w, "prompt"))
+    if w.problems or chosen is None or rejected is None:
+        return None
+    if prompt is None:  # whole conversations (HH-RLHF, torchtune): the shared start is the prompt
+        prompt, chosen, rejected = _split_common_prefix(chosen, rejected)
+        if not prompt:
+            w.add("chosen and rejected share no prompt", "give a 'prompt' field", "prompt", "missing_field")
+            return None
+    for name, side in (("chosen", chosen), ("rejected", rejected)):
+        if not side or side[-1]["role"] != "assistant" or not side[-1]["content"].strip():
+            w.add(f"'{name}' has no non-empty assistant reply", "end it with the assistant's answer", name,
+                  "empty_field")
+    if chosen == rejected:
+        w.add("chosen and rejected are identical", "drop the row: it teaches no preference", "rejected",
+              "identical_pair")
+    return None if w.problems else (prompt, {"chosen": chosen, "rejected": rejected})
+
+
+def _kto(row: dict, w: _Where):
+    prompt_raw, completion_raw, label = row.get("prompt"), row.get("completion"), row.get("label")
+    prompt = ([{"role": "user", "content": prompt_raw}] if isinstance(prompt_raw, str) and prompt_raw.strip()
+              else _side(prompt_raw, w, "prompt") if isinstance(prompt_raw, list) else None)
+    if prompt is None and not w.problems:
+        w.add("'prompt' is missing or empty", "give the prompt as text or messages", "prompt", "missing_field")
+    completion = _side(completion_raw, w, "completion") if completion_raw else None
+    if completion is None and not w.problems:
+        w.add("'completion' is missing or empty", "give the completion as text", "completion", "missing_field")
+    if not isinstance(label, bool):
+        w.add(f"'label' is {label!r}, not true/false", "use a JSON boolean: true (desirable) or false", "label",
+              "wrong_type")
+    return None if w.problems else (prompt, {"completion": completion, "label": label})
+
+
+def _classification(row: dict, w: _Where):
+    text = _string(row, "text", w)
+    label = row.get("label")
+    if label is None or isinstance(label, bool) or not isinstance(label, (str, int)) or (
+            isinstance(label, str) and not label.strip()):
+        w.add(f"'label' is {label!r}", "give the label as a class name or an integer id", "label",
+              "missing_field" if label is None else "wrong_type")
+    return None if w.problems else (None, {"text": text, "label": label})
+
+
+def _text_row(row: dict, w: _Where):
+    text = _string(row, "text", w)
+    return None if w.problems else (None, {"text": text})
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass
+class LoadReport:
+    """What loading did: rows read, kept, and skipped by reason (never silently)."""
+
+    rows: int = 0
+    kept: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)  # the first MAX_REPORTED
+    kinds: Counter = field(default_factory=Counter)
+
+    def add_problems(self, problems: list[Problem]) -> None:
+        for p in problems[:1]:  # a row counts once, under its first problem's reason
+            self.skipped[p.code or "invalid"] += 1
+        room = MAX_REPORTED - len(self.problems)
+        self.problems.extend(problems[:max(room, 0)])
+
+    def summary(self) -> dict:
+        return {"rows": self.rows, "kept": self.kept, "skipped": dict(self.skipped), "kinds": dict(self.kinds),
+                "problems": [str(p) for p in self.problems]}
+
+
+def iter_examples(path: str, fmt: str = "auto", columns: dict | None = None, report: LoadReport | None = None,
+                  max_row_bytes: int = DEFAULT_MAX_ROW_BYTES):
+    """Stream Examples from one file; bad rows go to `report` (a missing file raises)."""
+    report = report if report is not None else LoadReport()
+    before = report.rows
+    for line, row in iter_rows(path, max_row_bytes):
+        report.rows += 1
+        if isinstance(row, Problem):
+            report.add_problems([row])
+            continue
+        ex, problems = row_to_example(row, fmt, {"file": str(path), "line": line}, columns)
+        if problems:
+            report.add_problems(problems)
+            continue
+        report.kept += 1
+        report.kinds[ex.kind] += 1
+        yield ex
+    if report.rows == before:
+        report.add_problems([Problem("the file holds no rows", "check that it is the right file", file=str(path),
+                                     code="empty_file")])
+
+
+def load_examples(paths: list[str], fmt: str = "auto", system_prompt: str | None = None, *,
+                  columns: dict | None = None, on_error: str = "fail",
+                  max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, report: LoadReport | None = None) -> list[Example]:
+    """Load every row of every file. on_error=fail raises one TunesmithError listing every bad row
+    (file:line, first MAX_REPORTED); on_error=skip drops them and counts them by reason in `report`."""
+    report = report if report is not None else LoadReport()
     examples: list[Example] = []
     for path in paths:
-        before = len(examples) + len(errors.problems)
         try:
-            for line, row in iter_rows(path):
-                if isinstance(row, Problem):
-                    errors.problems.append(row)
-                    continue
-                where = {"file": str(path), "line": line}
-                messages, problems = row_to_messages(row, fmt, where)
-                errors.problems.extend(problems)
-                if messages is not None:
-                    if system_prompt and messages[0]["role"] != "system":
-                        messages = [{"role": "system", "content": system_prompt}] + messages
-                    examples.append(Example(messages, str(path), line))
-        except TunesmithError as e:
-            errors.problems.extend(e.problems)
-            continue
-        if len(examples) + len(errors.problems) == before:
-            errors.add("the file holds no rows", "check that it is the right file", file=str(path))
-    n = len(errors.problems)
-    if n == 1:
-        raise TunesmithError(errors.problems)
-    if n:
-        more = f" (first {MAX_REPORTED} shown)" if n > MAX_REPORTED else ""
-        raise TunesmithError(errors.problems[:MAX_REPORTED], title=f"{n} problems in the data{more}:")
+            for ex in iter_examples(path, fmt, columns, report, max_row_bytes):
+                if system_prompt and ex.messages and ex.messages[0]["role"] != "system":
+                    ex.messages = [{"role": "system", "content": system_prompt}] + ex.messages
+                examples.append(ex)
+        except TunesmithError as e:  # a missing or unreadable file
+            report.add_problems(e.problems)
+    n_bad = sum(report.skipped.values())
+    if n_bad and on_error == "fail":
+        if n_bad == 1 and len(report.problems) == 1:
+            raise TunesmithError(report.problems)
+        more = f" (first {len(report.problems)} shown)" if n_bad > len(report.problems) else ""
+        raise TunesmithError(report.problems, title=f"{n_bad} bad rows in the data{more}:")
     return examples

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from tunesmith.data.formats import Example, load_examples
+from tunesmith.data.formats import Example, LoadReport, load_examples
 from tunesmith.data.templates import PrepStats, Tokenized, tokenize_examples
 from tunesmith.errors import TunesmithError, fail
 
@@ -16,9 +16,10 @@ class Prepared:
     validation: list[Tokenized]
     train_stats: PrepStats
     validation_stats: PrepStats | None
+    load: dict = field(default_factory=dict)  # LoadReport summaries and the mix, by split
 
     def report(self) -> dict:
-        return {"train": self.train_stats.summary(),
+        return {"load": self.load, "train": self.train_stats.summary(),
                 "validation": self.validation_stats.summary() if self.validation_stats else None}
 
 
@@ -36,13 +37,85 @@ def split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Exa
     return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
 
 
-def prepare(data, tokenizer, seed: int) -> Prepared:
-    """Load, split and tokenize. `data` is the config's DataConfig section."""
-    train_ex = load_examples(data.train, data.format, data.system_prompt)
+def mix(groups: list[tuple[str, float, list[Example]]], seed: int) -> tuple[list[Example], list[dict]]:
+    """Resample groups so that each holds its weight's share of the total row count.
+
+    A group above its share is subsampled, one below it is repeated (whole copies, then a random
+    remainder); the total stays the sum of the group sizes. Deterministic under the seed.
+    """
+    total = sum(len(rows) for _, _, rows in groups)
+    weight_sum = sum(w for _, w, _ in groups)
+    rng = random.Random(seed)
+    out, table = [], []
+    for name, weight, rows in groups:
+        target = round(weight / weight_sum * total)
+        if not rows:
+            table.append({"source": name, "weight": weight, "rows": 0, "used": 0})
+            continue
+        picked = rows * (target // len(rows)) + rng.sample(rows, target % len(rows))
+        out += picked
+        table.append({"source": name, "weight": weight, "rows": len(rows), "used": len(picked)})
+    rng.shuffle(out)
+    return out, table
+
+
+def load_training_examples(data, seed: int) -> tuple[list[Example], dict]:
+    """Every training row of `data.train` and `data.sources`, mixed by weight when sources are given."""
+    report = LoadReport()
+    groups = []
+    if data.train:
+        rows = load_examples(data.train, data.format, data.system_prompt, columns=data.columns or None,
+                             on_error=data.on_error, max_row_bytes=data.max_row_bytes, report=report)
+        groups.append((", ".join(data.train), 1.0, rows))
+    for src in data.sources:
+        rows = load_examples([src.path], src.format, data.system_prompt, columns=src.columns or None,
+                             on_error=data.on_error, max_row_bytes=data.max_row_bytes, report=report)
+        groups.append((src.path, src.weight, rows))
+    if data.sources:
+        examples, table = mix(groups, seed)
+    else:
+        examples, table = groups[0][2], []
+    return examples, {"rows": report.summary(), "mix": table}
+
+
+@dataclass
+class Loaded:
+    train: list[Example]
+    validation: list[Example]
+    info: dict
+
+
+def load_all(data, seed: int) -> Loaded:
+    """Read (no tokenizer needed) and split; bad rows raise or are counted per data.on_error."""
+    train_ex, load_info = load_training_examples(data, seed)
+    val_info = None
     if data.validation:
-        val_ex = load_examples([data.validation], data.format, data.system_prompt)
+        val_report = LoadReport()
+        val_ex = load_examples([data.validation], data.format, data.system_prompt, columns=data.columns or None,
+                               on_error=data.on_error, max_row_bytes=data.max_row_bytes, report=val_report)
+        val_info = val_report.summary()
     else:
         train_ex, val_ex = split(train_ex, data.validation_fraction, seed)
+    return Loaded(train_ex, val_ex, {"train": load_info, "validation": val_info})
+
+
+def data_files(data) -> list[str]:
+    """Every file a data section reads (hashed into the run manifest)."""
+    return list(data.train) + [s.path for s in data.sources] + ([data.validation] if data.validation else [])
+
+
+def prepare(data, tokenizer, seed: int, kinds: tuple[str, ...] = ("chat",), loaded: Loaded | None = None
+            ) -> Prepared:
+    """Load (unless `loaded` is given), split and tokenize. `data` is the config's DataConfig
+    section; `kinds` the record kinds the calling recipe can train on."""
+    loaded = loaded or load_all(data, seed)
+    train_ex, val_ex = loaded.train, loaded.validation
+    wrong = [e for e in train_ex + val_ex if e.kind not in kinds]
+    if wrong:
+        e = wrong[0]
+        raise fail(f"{len(wrong)} rows are {e.kind} rows; this recipe trains on {' / '.join(kinds)} rows",
+                   "use instruction or chat data here (preference, KTO, classification and raw-text rows "
+                   "belong to their own recipes)", file=e.file, line=e.line)
 
     def tok(examples, what):
         rows, stats, problems = tokenize_examples(tokenizer, examples, data.max_length, data.overlong, data.train_on)
@@ -56,4 +129,4 @@ def prepare(data, tokenizer, seed: int) -> Prepared:
                    f"max_length={data.max_length}, {train_stats.dropped_no_loss} with no trained tokens)",
                    "raise data.max_length or set data.overlong=truncate", field="data.max_length")
     val_rows, val_stats = tok(val_ex, "validation") if val_ex else ([], None)
-    return Prepared(train_rows, val_rows, train_stats, val_stats)
+    return Prepared(train_rows, val_rows, train_stats, val_stats, load=loaded.info)

@@ -129,7 +129,7 @@ def run(cfg, show_progress: bool = True) -> Path:
     from transformers import PrinterCallback, Trainer, set_seed
 
     from tunesmith.config import dump_yaml
-    from tunesmith.data.prepare import prepare
+    from tunesmith.data.prepare import data_files, prepare
     from tunesmith.hardware import resolve_precision, training_attention
     from tunesmith.models.loading import load_model, load_tokenizer, resolve
 
@@ -143,8 +143,7 @@ def run(cfg, show_progress: bool = True) -> Path:
     prepared = prepare(cfg.data, tokenizer, cfg.seed)
     run_dir, resume_from = runs.prepare_run_dir(cfg)
     (run_dir / runs.CONFIG_FILE).write_text(dump_yaml(cfg))
-    data_files = list(cfg.data.train) + ([cfg.data.validation] if cfg.data.validation else [])
-    manifest = runs.build_manifest(cfg, data_files=data_files, model_source=source, precision=precision)
+    manifest = runs.build_manifest(cfg, data_files=data_files(cfg.data), model_source=source, precision=precision)
     manifest["tokenizer"] = {  # inherited values, with where they came from (STYLE rule 6)
         "chat_template": "model.chat_template (config)" if cfg.model.chat_template else "the model's tokenizer",
         "pad_token": tokenizer.pad_token, "eos_token": tokenizer.eos_token}
@@ -153,7 +152,9 @@ def run(cfg, show_progress: bool = True) -> Path:
     train_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels} for r in prepared.train])
     eval_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels}
                                  for r in prepared.validation]) if prepared.validation else None
-    s = prepared.train_stats
+    s, skipped = prepared.train_stats, prepared.load["train"]["rows"]["skipped"]
+    if skipped:
+        print(f"tunesmith: skipped bad rows (data.on_error=skip), by reason: {skipped}", flush=True)
     print(f"tunesmith: {s.kept} training rows ({s.dropped_overlong} dropped and {s.truncated} truncated as longer "
           f"than {cfg.data.max_length} tokens), {len(prepared.validation)} validation rows; precision "
           f"{precision[0]} ({precision[1]})", flush=True)

@@ -89,7 +89,8 @@ def test_chat_drops_extra_message_keys():
     row = {"messages": [{"role": "user", "content": "u", "name": "x"}, {"role": "assistant", "content": "a",
                                                                          "weight": 0}]}
     msgs, _ = row_to_messages(row, "chat", WHERE)
-    assert msgs == [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]
+    # OpenAI's own keys (name, tool_calls, tool_call_id) are kept; anything else is dropped.
+    assert msgs == [{"role": "user", "content": "u", "name": "x"}, {"role": "assistant", "content": "a"}]
 
 
 def test_auto_detects_chat_and_alpaca():
@@ -160,7 +161,7 @@ def test_chat_bad_roles_and_contents_all_reported():
     assert msgs is None
     assert [p.field for p in problems] == ["messages[0].role", "messages[1]", "messages[2].content",
                                            "messages[3].content"]
-    assert problems[0].problem == "role 'human' is not one of system, user, assistant"
+    assert problems[0].problem == "role 'human' is not one of system, user, assistant, tool"
     assert problems[2].problem == "content is missing"
     assert problems[3].problem == "content is int"
 
@@ -233,7 +234,7 @@ def test_several_bad_rows_all_reported_with_their_lines(tmp_path):
     assert [(p.line, p.field) for p in err.problems] == [(2, "output"), (5, "messages[1].role"), (9, None)]
     assert all(p.file == str(f) for p in err.problems)
     msg = str(err)
-    assert msg.splitlines()[0] == "3 problems in the data:"
+    assert msg.splitlines()[0] == "3 bad rows in the data:"
     assert f"{f}:2: output: 'output' is missing" in msg
     assert f"{f}:5: messages[1].role: role 'bot'" in msg
     assert f"{f}:9: not valid JSON" in msg
@@ -263,7 +264,7 @@ def test_problem_cap(tmp_path):
         load_examples([str(f)])
     err = info.value
     assert len(err.problems) == MAX_REPORTED
-    assert err.title == f"{MAX_REPORTED + 10} problems in the data (first {MAX_REPORTED} shown):"
+    assert err.title == f"{MAX_REPORTED + 10} bad rows in the data (first {MAX_REPORTED} shown):"
     assert err.problems[-1].line == MAX_REPORTED
 
 

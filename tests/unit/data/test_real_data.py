@@ -31,4 +31,4 @@ def test_dolly_shape_is_refused_with_the_line_and_the_missing_field(shared_data)
         load_examples([str(path)], fmt="alpaca")
     first = e.value.problems[0]
     assert (first.file, first.line, first.field) == (str(path), 1, "output")
-    assert len(e.value.problems) == 50 and "100 problems" in str(e.value)  # capped, with the count
+    assert len(e.value.problems) == 50 and "100 bad rows" in str(e.value)  # capped, with the count

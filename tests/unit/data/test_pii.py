@@ -1,0 +1,175 @@
+"""PII: checksummed cards and IBANs, valid IPs and SSNs, phones that are not years or prices,
+exact redaction strings, and the redact / drop / report policies."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunesmith.data.pii import (PiiMatch, apply_pii_policy, count_by_type, find_pii, pii_types,
+                                redact)
+from tunesmith.errors import TunesmithError
+
+
+def found(text: str, types: list[str] | None = None) -> list[tuple[str, str]]:
+    return [(m.type, m.text) for m in find_pii(text, types)]
+
+
+# --------------------------------------------------------------------------- credit cards (Luhn)
+
+
+@pytest.mark.parametrize("number", ["4111 1111 1111 1111", "4111-1111-1111-1111", "4111111111111111",
+                                    "5500 0000 0000 0004", "378282246310005", "6011111111111117"])
+def test_luhn_valid_cards_are_found(number):
+    assert found(f"card: {number}, thanks") == [("credit_card", number)]
+
+
+@pytest.mark.parametrize("number", ["4111 1111 1111 1112", "4111111111111113", "378282246310006",
+                                    "0000 0000 0000 0000"])
+def test_cards_failing_luhn_are_not_reported(number):
+    assert found(f"card: {number}, thanks") == []
+
+
+def test_card_inside_a_longer_digit_run_is_not_a_card():
+    assert found("id 41111111111111110000000", ["credit_card"]) == []
+    assert found("id 4111111111111111123", ["credit_card"]) == []
+
+
+def test_card_followed_by_cvv_keeps_the_card_only():
+    assert found("4111 1111 1111 1111 123 exp 12/27") == [("credit_card", "4111 1111 1111 1111")]
+
+
+# --------------------------------------------------------------------------- IBAN (mod 97)
+
+
+def test_valid_ibans_spaced_and_compact():
+    assert found("pay GB82 WEST 1234 5698 7654 32 today") == [("iban", "GB82 WEST 1234 5698 7654 32")]
+    assert found("DE89370400440532013000.") == [("iban", "DE89370400440532013000")]
+    assert found("FR14 2004 1010 0505 0001 3M02 606") == [("iban", "FR14 2004 1010 0505 0001 3M02 606")]
+
+
+@pytest.mark.parametrize("text", ["GB82 WEST 1234 5698 7654 33", "GB83 WEST 1234 5698 7654 32",
+                                  "DE89370400440532013001"])
+def test_one_changed_digit_breaks_the_iban(text):
+    assert found(text, ["iban"]) == []
+
+
+def test_iban_stops_at_its_country_length():
+    # the regex alone would run on into the upper-case word that follows
+    assert found("GB82 WEST 1234 5698 7654 32 IS MINE") == [("iban", "GB82 WEST 1234 5698 7654 32")]
+    assert found("GB82WEST12345698765432XYZ", ["iban"]) == []
+
+
+# --------------------------------------------------------------------------- IP addresses
+
+
+def test_ipv4_valid_and_invalid():
+    assert found("from 192.168.1.1 and 8.8.8.8.") == [("ip", "192.168.1.1"), ("ip", "8.8.8.8")]
+    assert found("999.1.1.1 and 10.0.0.256", ["ip"]) == []
+
+
+def test_ipv6_validated_by_ipaddress():
+    assert found("host 2001:db8::1 and fe80::1ff:fe23:4567:890a.") == [
+        ("ip", "2001:db8::1"), ("ip", "fe80::1ff:fe23:4567:890a")]
+    # times, MAC addresses and C++ scopes look like IPv6 candidates but are not addresses
+    assert found("at 12:30:45, mac 00:1A:2B:3C:4D:5E, std::vector", ["ip"]) == []
+
+
+# --------------------------------------------------------------------------- US SSN
+
+
+def test_ssn_valid():
+    assert found("SSN 123-45-6789.") == [("us_ssn", "123-45-6789")]
+
+
+@pytest.mark.parametrize("ssn", ["000-12-3456", "666-12-3456", "900-12-3456", "999-12-3456",
+                                 "123-00-4567", "123-45-0000"])
+def test_ssn_never_issued_numbers_are_excluded(ssn):
+    assert found(f"SSN {ssn}.") == []
+
+
+# --------------------------------------------------------------------------- email and phone
+
+
+def test_emails():
+    assert found("write to john.doe@example.com or jane_d+tag@mail.co.uk.") == [
+        ("email", "john.doe@example.com"), ("email", "jane_d+tag@mail.co.uk")]
+    assert found("@handle, user@localhost, a@b.c") == []
+
+
+@pytest.mark.parametrize("phone", ["+44 20 7946 0958", "+1 (555) 123-4567", "+33 1 23 45 67 89",
+                                   "0049 30 1234567", "(555) 123-4567", "555-123-4567", "555.123.4567",
+                                   "1-800-555-1234", "020 7946 0958", "030/1234567", "06-12345678"])
+def test_phone_formats(phone):
+    assert found(f"call {phone} now") == [("phone", phone)]
+
+
+@pytest.mark.parametrize("text", ["in 2023 and 1999-2024", "costs $1,234.56 or €1.299,00 or 0.99",
+                                  "on 12/31/2023, 01/02/2023, 2023-10-12 or 05-11-2023 10:30",
+                                  "v1.2.3, Python 3.10.12, build 10.0.19041.1", "ISBN 978-3-16-148410-0",
+                                  "up +5% to 1,250,000 units", "timestamp 1700000000"])
+def test_years_prices_dates_versions_are_not_phones(text):
+    assert found(text) == []
+
+
+# --------------------------------------------------------------------------- overlaps and types
+
+
+def test_matches_are_sorted_and_never_overlap():
+    text = "a@b.io 4111 1111 1111 1111 123-45-6789 +44 20 7946 0958 10.0.0.1"
+    ms = find_pii(text)
+    assert [m.type for m in ms] == ["email", "credit_card", "us_ssn", "phone", "ip"]
+    assert all(a.end <= b.start for a, b in zip(ms, ms[1:]))
+    assert all(text[m.start:m.end] == m.text for m in ms)
+
+
+def test_overlap_keeps_the_ssn_over_a_phone_reading():
+    # 012-34-5678 reads as an SSN and as a European national number of the same length
+    assert found("id 012-34-5678") == [("us_ssn", "012-34-5678")]
+
+
+def test_types_filter_and_unknown_type():
+    text = "a@b.io 123-45-6789"
+    assert found(text, ["us_ssn"]) == [("us_ssn", "123-45-6789")]
+    assert set(pii_types()) == {"email", "phone", "credit_card", "iban", "ip", "us_ssn"}
+    with pytest.raises(TunesmithError, match="did you mean 'email'"):
+        find_pii(text, ["emial"])
+
+
+# --------------------------------------------------------------------------- redaction and policies
+
+
+def test_redact_tag_exact_output():
+    text = ("Mail john@example.com, call +1 (555) 123-4567, card 4111 1111 1111 1111, "
+            "IBAN GB82 WEST 1234 5698 7654 32, host 192.168.0.1, SSN 123-45-6789.")
+    assert redact(text, find_pii(text)) == (
+        "Mail [EMAIL], call [PHONE], card [CREDIT_CARD], IBAN [IBAN], host [IP], SSN [US_SSN].")
+
+
+def test_redact_mask_keeps_length_and_unknown_style_fails():
+    text = "ssn 123-45-6789!"
+    assert redact(text, find_pii(text), style="mask") == "ssn ***********!"
+    with pytest.raises(TunesmithError, match="style"):
+        redact(text, [], style="blur")
+
+
+def test_redact_with_no_matches_is_identity():
+    assert redact("nothing here", []) == "nothing here"
+    assert redact("x", [PiiMatch("custom", 0, 1, "x")]) == "[CUSTOM]"
+
+
+def test_count_by_type():
+    text = "a@b.io, c@d.io, 123-45-6789"
+    assert count_by_type(find_pii(text)) == {"email": 2, "us_ssn": 1}
+    assert count_by_type([]) == {}
+
+
+def test_policies():
+    text = "reach me at a@b.io or 555-123-4567"
+    assert apply_pii_policy(text, "redact") == ("reach me at [EMAIL] or [PHONE]", {"email": 1, "phone": 1})
+    assert apply_pii_policy(text, "drop") == (None, {"email": 1, "phone": 1})
+    assert apply_pii_policy(text, "report") == (text, {"email": 1, "phone": 1})
+    clean = "no personal data in 2024"
+    for policy in ("redact", "drop", "report"):
+        assert apply_pii_policy(clean, policy) == (clean, {})
+    with pytest.raises(TunesmithError, match="unknown PII policy 'mask'"):
+        apply_pii_policy(text, "mask")
