@@ -115,6 +115,74 @@ def preview(target: str | Path, overrides: list[str] | dict | None = None, n: in
     return chats, [tokenize_conversation(tok, e.messages, cfg.data.train_on) for e in chats], tok
 
 
+def data_clean(target: str | Path, overrides: list[str] | dict | None = None, out: str | Path | None = None) -> Path:
+    """Run the data.clean steps on a data file or a config's training data; writes the cleaned rows,
+    a report and a manifest (hashes before and after) into `out`. Returns `out`."""
+    import dataclasses
+    import json
+
+    from tunesmith.data.curate import curate, to_row
+    from tunesmith.data.prepare import data_files, load_training_examples
+    from tunesmith.models.loading import file_sha256
+    from tunesmith.runs import versions, write_json
+
+    cfg = data_config(target, overrides)
+    data = dataclasses.replace(cfg.data, clean=dataclasses.replace(cfg.data.clean, enabled=False))
+    examples, info = load_training_examples(data, cfg.seed)
+    kept, report = curate(examples, cfg.data.clean)
+    out = Path(out or Path("data-clean") / cfg.name)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "clean.jsonl", "w", encoding="utf-8") as f:
+        for ex in kept:
+            f.write(json.dumps(to_row(ex), ensure_ascii=False) + "\n")
+    write_json(out / "clean_report.json", {"load": info, "clean": report})
+    write_json(out / "manifest.json", {
+        "step": "clean", "inputs": [{"path": p, "sha256": file_sha256(p)} for p in data_files(cfg.data)],
+        "output": {"path": str(out / "clean.jsonl"), "sha256": file_sha256(out / "clean.jsonl"), "rows": len(kept)},
+        "rows_before": report["before"]["rows"], "rows_after": report["after"]["rows"],
+        "records_sha256_before": report["before"]["sha256"], "records_sha256_after": report["after"]["sha256"],
+        "settings": dataclasses.asdict(cfg.data.clean), "seed": cfg.seed, "versions": versions()})
+    return out
+
+
+def data_split(path: str | Path, ratios: dict[str, float], *, method: str = "random", key: str | None = None,
+               seed: int = 42, out: str | Path | None = None) -> Path:
+    """Split a data file's raw rows into files named after `ratios` (train.jsonl, ...), with a
+    leakage check for grouped splits, a report and a manifest. Returns the output folder."""
+    import json
+
+    from tunesmith.data.readers import iter_rows
+    from tunesmith.data.split import leakage, split_rows
+    from tunesmith.errors import TunesmithError
+    from tunesmith.models.loading import file_sha256
+    from tunesmith.runs import versions, write_json
+
+    rows = []
+    problems = []
+    for line, row in iter_rows(path):
+        (problems if not isinstance(row, dict) else rows).append(row)
+    if problems:
+        raise TunesmithError(problems[:50], title=f"{len(problems)} unreadable rows in {path}:")
+    parts = split_rows(rows, ratios, method=method, seed=seed, key=key)
+    out = Path(out or Path(path).with_suffix("").name + "-split")
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, idx in parts.items():
+        target = out / f"{name}.jsonl"
+        with open(target, "w", encoding="utf-8") as f:
+            for i in idx:
+                f.write(json.dumps(rows[i], ensure_ascii=False) + "\n")
+        files[name] = {"path": str(target), "rows": len(idx), "sha256": file_sha256(target)}
+    leaks = leakage(rows, parts, key) if key and method == "grouped" else {}
+    write_json(out / "split_report.json", {"method": method, "key": key, "ratios": ratios, "seed": seed,
+                                           "splits": files, "leakage": {f"{a}/{b}": v[:50] for (a, b), v in
+                                                                        leaks.items()}})
+    write_json(out / "manifest.json", {"step": "split", "inputs": [{"path": str(path), "sha256": file_sha256(path),
+                                                                     "rows": len(rows)}],
+                                       "outputs": files, "seed": seed, "versions": versions()})
+    return out
+
+
 def load(run_or_model: str | Path):
     """A run directory or model name, loaded for generation (see tunesmith.inference.Loaded)."""
     from tunesmith.inference import load as _load

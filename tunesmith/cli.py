@@ -140,6 +140,30 @@ def cmd_data(args) -> int:
             Path(args.html).write_text(render_html(tok, rows, examples), encoding="utf-8")
             print(f"wrote {args.html}")
         return 0
+    if args.data_command == "clean":
+        out = api.data_clean(args.target, args.overrides, args.out)
+        report = json.loads((out / "clean_report.json").read_text())["clean"]
+        print(f"clean: {report['before']['rows']} rows -> {report['after']['rows']}; dropped by reason: "
+              f"{report['dropped'] or 'none'}")
+        for step in report["steps"]:
+            extra = {k: v for k, v in step.items() if k not in ("step", "rows_before", "rows_after", "contaminated")}
+            print(f"  {step['step']:<14} {step['rows_before']:>7} -> {step['rows_after']:<7} {extra or ''}")
+        print(f"wrote {out}/clean.jsonl, clean_report.json, manifest.json")
+        return 0
+    if args.data_command == "split":
+        ratios = {}
+        for part in args.ratios.split(","):
+            name, _, value = part.partition("=")
+            ratios[name.strip()] = float(value)
+        out = api.data_split(args.target, ratios, method=args.method, key=args.key, seed=args.seed, out=args.out)
+        report = json.loads((out / "split_report.json").read_text())
+        for name, info in report["splits"].items():
+            print(f"  {name:<12} {info['rows']:>7} rows  {info['path']}")
+        if report["leakage"]:
+            print(f"leakage: {report['leakage']}")
+            return 1
+        print(f"wrote {out}/ (split_report.json, manifest.json)")
+        return 0
     return 2
 
 
@@ -177,7 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--max-new-tokens", type=int, default=256 if name == "chat" else 128)
         s.add_argument("--temperature", type=float, default=0.7 if name == "chat" else 0.0,
                        help="0 means greedy decoding")
-    d = sub.add_parser("data", help="data pre-flight: validate, preview", description="data pre-flight")
+    d = sub.add_parser("data", help="data tools: validate, preview, clean, split", description="data tools")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     for name, help_text in (("validate", "check every row (file:line errors) and print statistics"),
                             ("preview", "show tokenized rows with the trained tokens highlighted")):
@@ -189,6 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
         else:
             s.add_argument("-n", type=int, default=3, help="rows to show")
             s.add_argument("--html", default=None, help="also write an HTML preview to this path")
+    s = dsub.add_parser("clean", help="curate: normalise, filter, PII, toxicity, decontaminate, dedup",
+                        description="run the data.clean steps (set them as overrides, e.g. data.clean.dedup=near)")
+    s.add_argument("target", help="a data file or a run config (YAML)")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.clean.pii=redact")
+    s.add_argument("--out", default=None, help="output folder (default data-clean/<name>)")
+    s = dsub.add_parser("split", help="split a data file into train/validation/test files",
+                        description="deterministic splits: random, stratified, temporal or grouped")
+    s.add_argument("target", help="a data file")
+    s.add_argument("--ratios", default="train=0.8,validation=0.1,test=0.1", help="name=fraction,...")
+    s.add_argument("--method", default="random", choices=["random", "stratified", "temporal", "grouped"])
+    s.add_argument("--key", default=None, help="label (stratified), date (temporal) or group (grouped) field")
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--out", default=None, help="output folder (default <file>-split)")
     s = sub.add_parser("models", help="list embedded and cached models")
     s.add_argument("--json", action="store_true")
     return p

@@ -58,6 +58,38 @@ class DataSource:
 
 
 @dataclass(frozen=True)
+class CleanConfig:
+    enabled: bool = _f(False, "Run the curation steps below on the training data before tokenization "
+                       "(`tunesmith data clean` runs them on their own).")
+    normalize: bool = _f(True, "Unicode NFC and whitespace normalisation.")
+    strip_html: bool = _f(False, "Strip HTML tags and entities (for web-scraped text; HTML that is the answer "
+                          "would be stripped too).")
+    strip_boilerplate: bool = _f(False, "Drop web boilerplate lines (cookie banners, 'all rights reserved', ...).")
+    dedup: Literal["none", "exact", "near"] = _f("exact", "Drop exact duplicates, or exact and near duplicates "
+                                                  "(MinHash/LSH).")
+    near_threshold: float = _f(0.8, "Estimated Jaccard similarity above which two rows are near duplicates.")
+    min_chars: int = _f(1, "Drop rows whose text is shorter than this.")
+    max_chars: int | None = _f(None, "Drop rows whose text is longer than this (None: no limit).")
+    max_repetition: float = _f(1.0, "Drop rows whose duplicated word-3-gram fraction exceeds this (1.0: off; "
+                               "0.3 suits web text).")
+    max_symbol_ratio: float = _f(1.0, "Drop rows with more symbols per letter than this (1.0: off; code and "
+                                 "math need a high value).")
+    languages: list[str] = _f([], "Keep only rows in these languages (ISO 639-1 codes); empty keeps all.")
+    pii: Literal["off", "report", "redact", "drop"] = _f(
+        "report", "Personal data (e-mail, phone, card, IBAN, IP, US SSN): count only, replace with [TAG], or drop "
+        "the row.")
+    toxicity: Literal["off", "report", "drop"] = _f("off", "Toxic terms (word list, plus the classifier when "
+                                                     "given): count only, or drop the row.")
+    toxicity_wordlist: str | None = _f(None, "Word list replacing the shipped one (.txt, .yaml or .json).")
+    toxicity_classifier: str | None = _f(None, "Local folder of a text-classification model used as a second "
+                                         "toxicity check.")
+    toxicity_threshold: float = _f(0.5, "Classifier score at or above which a row counts as toxic.")
+    decontaminate: list[str] = _f([], "Evaluation files: training rows sharing a long n-gram with any of their "
+                                  "items are dropped and reported.")
+    ngram: int = _f(13, "n-gram length (words) for decontamination.")
+
+
+@dataclass(frozen=True)
 class DataConfig:
     train: list[str] = _f([], "Training data files (.jsonl, .json, .txt, .csv, .tsv, .parquet) in any supported "
                           "shape: alpaca, OpenAI chat, ShareGPT, preference pairs, KTO, classification, raw text. "
@@ -70,6 +102,7 @@ class DataConfig:
     on_error: Literal["fail", "skip"] = _f("fail", "Bad rows: fail lists every one (file:line) and stops; skip "
                                           "drops them and reports the count by reason.")
     max_row_bytes: int = _f(1_000_000, "A JSONL line longer than this is reported as a bad row instead of parsed.")
+    clean: CleanConfig = _f(CleanConfig, "Curation: normalisation, dedup, quality, PII, toxicity, decontamination.")
     validation: str | None = _f(None, "Validation file; if unset, `validation_fraction` of the training rows is held out.")
     validation_fraction: float = _f(0.0, "Fraction of training rows held out for eval loss when no validation file "
                                     "is given (0 disables).")
@@ -314,6 +347,12 @@ def _cross_check(cfg: RunConfig, errors: Collector, lines: dict[str, int], file:
             bad(f"data.sources[{i}].path", "no path given", "set path: to a data file")
         if src.weight <= 0:
             bad(f"data.sources[{i}].weight", f"{src.weight} is not a positive weight", "use e.g. 1.0")
+    c = d.clean
+    for key, value in (("near_threshold", c.near_threshold), ("toxicity_threshold", c.toxicity_threshold)):
+        if not 0 < value <= 1:
+            bad(f"data.clean.{key}", f"{value} is outside (0, 1]", "use e.g. 0.8")
+    if c.ngram < 3:
+        bad("data.clean.ngram", f"{c.ngram} words is too short to mean contamination", "use 8-13 (13 is standard)")
     if d.max_row_bytes < 1000:
         bad("data.max_row_bytes", f"{d.max_row_bytes} is too small", "use at least 1000 (default 1000000)")
     if not 0.0 <= d.validation_fraction < 1.0:
@@ -393,7 +432,12 @@ def _resolve_paths(cfg: RunConfig, base_dir: Path, file: str | None) -> RunConfi
         return str(q if q.is_absolute() else (base_dir / q).resolve())
 
     data = cfg.data
-    data = dataclasses.replace(data, train=[res(p) for p in data.train],
+    clean = dataclasses.replace(data.clean, decontaminate=[res(p) for p in data.clean.decontaminate],
+                                toxicity_wordlist=res(data.clean.toxicity_wordlist) if data.clean.toxicity_wordlist
+                                else None,
+                                toxicity_classifier=res(data.clean.toxicity_classifier)
+                                if data.clean.toxicity_classifier else None)
+    data = dataclasses.replace(data, clean=clean, train=[res(p) for p in data.train],
                                sources=[dataclasses.replace(s, path=res(s.path) if s.path else "")
                                         for s in data.sources],
                                validation=res(data.validation) if data.validation else None)

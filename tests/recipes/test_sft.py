@@ -95,3 +95,15 @@ def test_bad_data_stops_before_training_with_file_and_line(tiny_config, tmp_path
         tunesmith.train(cfg, show_progress=False)
     assert f"{bad}:2" in str(e.value) and "output" in str(e.value)
     assert not (tmp_path / "runs" / "tiny").exists(), "bad data must not leave a run directory behind"
+
+
+def test_a_run_with_a_clean_section_writes_the_data_report(tiny_config, tiny_data):
+    rows = tiny_data.read_text().splitlines()
+    tiny_data.write_text("\n".join(rows + rows[:3]) + "\n")  # 3 exact duplicates
+    run_dir = _run(tiny_config, train__max_steps=1, train__eval_steps=0, data__validation_fraction=0.0,
+                   data__clean={"enabled": True, "pii": "report", "dedup": "exact"})
+    report = json.loads((run_dir / "data_report.json").read_text())
+    clean = report["load"]["train"]["clean"]
+    assert clean["before"]["rows"] == 27 and clean["after"]["rows"] == 24
+    assert clean["dropped"] == {"duplicate": 3}
+    assert report["train"]["kept"] == 24

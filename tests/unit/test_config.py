@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunesmith.config import (DataConfig, DataSource, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
+from tunesmith.config import (CleanConfig, DataConfig, DataSource, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
                               load_config, to_dict)
 from tunesmith.errors import TunesmithError
 
@@ -497,8 +497,9 @@ def test_describe_covers_every_field_with_help():
                 if f.name not in ("config_path", "model", "data", "lora", "train")]
     for section, cls in (("model", ModelConfig), ("data", DataConfig), ("lora", LoraConfig),
                          ("train", TrainConfig)):
-        expected += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
+        expected += [f"{section}.{f.name}" for f in dataclasses.fields(cls) if f.name != "clean"]
     expected += [f"data.sources[].{f.name}" for f in dataclasses.fields(DataSource)]
+    expected += [f"data.clean.{f.name}" for f in dataclasses.fields(CleanConfig)]
     assert sorted(keys) == sorted(expected)
     assert len(keys) == len(set(keys))
     assert "config_path" not in keys

@@ -103,8 +103,12 @@ def _iban(candidate: str) -> int | None:
 def _ip(candidate: str) -> int | None:
     """Whatever the stdlib accepts as an IPv4 or IPv6 address (IPv4 octets <= 255)."""
     try:
-        ipaddress.ip_address(candidate)
+        addr = ipaddress.ip_address(candidate)
     except ValueError:
+        return None
+    # Compressed IPv6 forms like "::" or "::1" also occur in code (Python's `xs[::-1]`); an address
+    # with fewer than three hex groups identifies no one, so it is not reported.
+    if addr.version == 6 and len([g for g in candidate.split(":") if g]) < 3:
         return None
     return len(candidate)
 

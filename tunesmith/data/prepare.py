@@ -75,7 +75,12 @@ def load_training_examples(data, seed: int) -> tuple[list[Example], dict]:
         examples, table = mix(groups, seed)
     else:
         examples, table = groups[0][2], []
-    return examples, {"rows": report.summary(), "mix": table}
+    info = {"rows": report.summary(), "mix": table}
+    if data.clean.enabled:
+        from tunesmith.data.curate import curate
+
+        examples, info["clean"] = curate(examples, data.clean)
+    return examples, info
 
 
 @dataclass

@@ -173,3 +173,10 @@ def test_policies():
         assert apply_pii_policy(clean, policy) == (clean, {})
     with pytest.raises(TunesmithError, match="unknown PII policy 'mask'"):
         apply_pii_policy(text, "mask")
+
+
+def test_python_slices_are_not_ipv6_addresses():
+    from tunesmith.data.pii import find_pii
+
+    assert find_pii("reversed_list = original_list[::-1] and xs[::2]") == []
+    assert [m.text for m in find_pii("host 2001:db8::8a2e:370:7334 is up")] == ["2001:db8::8a2e:370:7334"]

@@ -1,0 +1,91 @@
+"""The data.clean pipeline end to end on known rows, and the `data clean` / `data split` commands."""
+
+from __future__ import annotations
+
+import json
+
+from tunesmith.cli import main
+from tunesmith.config import CleanConfig
+from tunesmith.data.curate import curate
+from tunesmith.data.formats import load_examples
+
+PARA = ("The committee met on Tuesday to review the budget for the new library wing and agreed to "
+        "postpone the decision until the architects deliver revised cost estimates next month.")
+
+
+def _rows(write_jsonl):
+    rows = [
+        {"instruction": "Summarise the meeting.", "input": PARA, "output": "Budget decision postponed."},    # 1
+        {"instruction": "Summarise the meeting.", "input": PARA, "output": "Budget decision postponed."},    # 2 exact
+        {"instruction": "Summarise the meeting.", "input": PARA.replace("Tuesday", "Wednesday"),
+         "output": "Budget decision postponed."},                                                             # 3 near
+        {"instruction": "Who do I contact?", "output": "Write to jane.doe@example.com or call +44 20 7946 0958."},  # 4
+        {"instruction": "Cafe\u0301 name?", "output": "Cafe\u0301   Central"},                                   # 5
+        {"instruction": "x", "output": "buy buy buy buy buy buy buy buy buy buy buy buy buy buy"},           # 6
+    ]
+    return write_jsonl("d.jsonl", rows)
+
+
+def test_pipeline_drops_and_reports_each_row_with_its_line(write_jsonl):
+    path = _rows(write_jsonl)
+    examples = load_examples([str(path)])
+    c = CleanConfig(enabled=True, dedup="near", near_threshold=0.7, pii="redact", max_repetition=0.5)
+    kept, report = curate(examples, c)
+    assert [e.line for e in kept] == [1, 4, 5]
+    assert report["dropped"] == {"duplicate": 2, "quality:repetitive": 1}
+    assert report["dropped_rows"]["quality:repetitive"] == [f"{path}:6 (repetitive)"]
+    dups = report["dropped_rows"]["duplicate"]
+    assert dups[0].startswith(f"{path}:2 (exact of {path}:1") and dups[1].startswith(f"{path}:3 (near")
+    # PII redacted in place, counts per type
+    assert kept[1].messages[-1]["content"] == "Write to [EMAIL] or call [PHONE]."
+    pii = next(s for s in report["steps"] if s["step"] == "pii")
+    assert pii["found"] == {"email": 1, "phone": 1} and pii["rows_with_pii"] == 1
+    # NFC + whitespace: one code point for é, single spaces
+    assert kept[2].messages[-1]["content"] == "Caf\u00e9 Central"
+    assert report["before"]["rows"] == 6 and report["after"]["rows"] == 3
+    assert report["before"]["sha256"] != report["after"]["sha256"]
+
+
+def test_pii_drop_and_report_policies(write_jsonl):
+    examples = load_examples([str(_rows(write_jsonl))])
+    kept, report = curate(examples, CleanConfig(pii="drop", dedup="none"))
+    assert 4 not in [e.line for e in kept] and report["dropped"]["pii"] == 1
+    kept, report = curate(examples, CleanConfig(pii="report", dedup="none"))
+    assert len(kept) == 6 and "jane.doe@example.com" in kept[3].messages[-1]["content"]
+
+
+def test_decontamination_against_a_real_eval_set(shared_data, write_jsonl):
+    gsm = [json.loads(x) for x in shared_data("gsm8k/train_rows_0000-0499.jsonl").read_text().splitlines()[:5]]
+    eval_path = write_jsonl("eval.jsonl", [{"instruction": r["question"], "output": r["answer"]} for r in gsm])
+    train = [{"instruction": "Solve this.", "input": gsm[2]["question"], "output": "42"},
+             {"instruction": "Write a haiku about autumn.", "output": "Leaves fall slowly down"}]
+    examples = load_examples([str(write_jsonl("train.jsonl", train))])
+    kept, report = curate(examples, CleanConfig(dedup="none", pii="off", decontaminate=[str(eval_path)]))
+    assert [e.line for e in kept] == [2]
+    step = next(s for s in report["steps"] if s["step"] == "decontaminate")
+    assert list(step["contaminated"].values()) == [["eval.jsonl:3"]]
+
+
+def test_data_clean_command_writes_rows_report_and_manifest(write_jsonl, tmp_path, capsys):
+    path = _rows(write_jsonl)
+    out = tmp_path / "out"
+    assert main(["data", "clean", str(path), "data.clean.pii=redact", "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in (out / "clean.jsonl").read_text().splitlines()]
+    assert len(rows) == 5  # exact duplicate dropped; near dedup is off by default
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["rows_before"] == 6 and manifest["rows_after"] == 5
+    assert len(manifest["inputs"][0]["sha256"]) == 64 and len(manifest["output"]["sha256"]) == 64
+    assert load_examples([str(out / "clean.jsonl")])  # the cleaned file reads back
+
+
+def test_data_split_command_grouped_has_no_leakage(write_jsonl, tmp_path, capsys):
+    rows = [{"text": f"turn {i}", "label": i % 2, "conversation": f"c{i // 3}"} for i in range(60)]
+    path = write_jsonl("rows.jsonl", rows)
+    out = tmp_path / "split"
+    assert main(["data", "split", str(path), "--method", "grouped", "--key", "conversation",
+                 "--ratios", "train=0.8,test=0.2", "--out", str(out)]) == 0
+    train = [json.loads(x) for x in (out / "train.jsonl").read_text().splitlines()]
+    test = [json.loads(x) for x in (out / "test.jsonl").read_text().splitlines()]
+    assert len(train) + len(test) == 60
+    assert not {r["conversation"] for r in train} & {r["conversation"] for r in test}
+    assert json.loads((out / "split_report.json").read_text())["leakage"] == {}
