@@ -107,3 +107,14 @@ def test_a_run_with_a_clean_section_writes_the_data_report(tiny_config, tiny_dat
     assert clean["before"]["rows"] == 27 and clean["after"]["rows"] == 24
     assert clean["dropped"] == {"duplicate": 3}
     assert report["train"]["kept"] == 24
+
+
+def test_packed_training_reports_its_efficiency(tiny_config):
+    run_dir = _run(tiny_config, train__max_steps=2, train__eval_steps=2, data__packing=True, data__max_length=512)
+    report = json.loads((run_dir / "data_report.json").read_text())
+    packing = report["packing"]
+    assert packing["examples"] == report["train"]["kept"] and packing["packs"] < packing["examples"]
+    assert packing["efficiency"] == round(report["train"]["tokens"] / (packing["packs"] * 512), 4)
+    from tunesmith.runs import read_metrics
+
+    assert any("eval_loss" in m for m in read_metrics(run_dir))  # eval rows stay unpacked and padded

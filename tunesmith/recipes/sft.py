@@ -15,6 +15,17 @@ from tunesmith import runs
 from tunesmith.data.templates import IGNORE_INDEX
 
 
+class PackedCollator:
+    """Stacks packed rows (all max_length long). No attention mask on purpose: transformers builds
+    the block-diagonal causal mask from the restarting position_ids (see data/pack.py)."""
+
+    def __call__(self, rows: list[dict]) -> dict:
+        import torch
+
+        return {k: torch.tensor([r[k] for r in rows], dtype=torch.long)
+                for k in ("input_ids", "labels", "position_ids")}
+
+
 class PadCollator:
     """Right-pads a batch to its longest row; padding never carries loss and is masked out."""
 
@@ -34,6 +45,16 @@ class PadCollator:
             labels[i, :n] = torch.tensor(r["labels"])
             mask[i, :n] = 1
         return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+class _SplitCollator:
+    """Packed rows (they carry position_ids) go to one collator, plain rows to the other."""
+
+    def __init__(self, packed, plain):
+        self.packed, self.plain = packed, plain
+
+    def __call__(self, rows: list[dict]) -> dict:
+        return self.packed(rows) if "position_ids" in rows[0] else self.plain(rows)
 
 
 def _make_logger_callback(run_dir: Path, show_progress: bool):
@@ -149,7 +170,17 @@ def run(cfg, show_progress: bool = True) -> Path:
         "pad_token": tokenizer.pad_token, "eos_token": tokenizer.eos_token}
     runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
     runs.write_json(run_dir / "data_report.json", prepared.report())
-    train_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels} for r in prepared.train])
+    if cfg.data.packing:
+        from tunesmith.data.pack import pack
+
+        packs, packing = pack(prepared.train, cfg.data.max_length, tokenizer.pad_token_id)
+        runs.write_json(run_dir / "data_report.json", {**prepared.report(), "packing": packing})
+        train_ds = Dataset.from_list([vars(p) for p in packs])
+        print(f"tunesmith: packed {packing['examples']} rows into {packing['packs']} sequences of "
+              f"{cfg.data.max_length} tokens ({packing['efficiency']:.0%} real tokens, against "
+              f"{packing['padded_efficiency']:.0%} padded)", flush=True)
+    else:
+        train_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels} for r in prepared.train])
     eval_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels}
                                  for r in prepared.validation]) if prepared.validation else None
     s, skipped = prepared.train_stats, prepared.load["train"]["rows"]["skipped"]
@@ -176,8 +207,12 @@ def run(cfg, show_progress: bool = True) -> Path:
 
     # --- train
     args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None)
+    # Packed training rows need their position ids; eval rows stay unpacked and padded.
+    collator = PadCollator(tokenizer.pad_token_id)
+    if cfg.data.packing:
+        collator = _SplitCollator(PackedCollator(), collator)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                      data_collator=PadCollator(tokenizer.pad_token_id),
+                      data_collator=collator,
                       callbacks=[_make_logger_callback(run_dir, show_progress)])
     trainer.remove_callback(PrinterCallback)  # it would print raw log dicts over our progress bar
     t0 = time.time()

@@ -76,6 +76,13 @@ def test_the_first_occurrence_is_kept_and_exact_copies_score_one():
     assert pairs[2][2] == 1.0  # punctuation is not part of the shingles
 
 
+def test_word_order_matters():
+    # The reversed paragraph has the same words and, window by window, the same 5-word bags: only an
+    # order-sensitive n-gram hash tells it apart.
+    backwards = " ".join(reversed(PARAGRAPH.split()))
+    assert near_duplicates([PARAGRAPH, backwards], threshold=0.3) == []
+
+
 def test_threshold_is_respected():
     # Three edits spread through the paragraph leave true 5-gram Jaccard near 0.6.
     edited = replace_word(replace_word(replace_word(PARAGRAPH, 8, "x1"), 30, "x2"), 55, "x3")
@@ -83,6 +90,11 @@ def test_threshold_is_respected():
     assert near_duplicates([PARAGRAPH, edited], threshold=0.8) == []
     [(d, k, est)] = near_duplicates([PARAGRAPH, edited], threshold=0.4)
     assert (d, k) == (1, 0) and 0.4 <= est < 0.8
+
+
+def test_threshold_one_reports_only_identical_shingle_sets():
+    texts = [PARAGRAPH, PARAGRAPH + " !", replace_word(PARAGRAPH, 30, "meadow")]
+    assert near_duplicates(texts, threshold=1.0) == [(1, 0, 1.0)]
 
 
 def test_a_text_is_matched_only_with_kept_texts():
