@@ -112,6 +112,8 @@ class DataConfig:
     train_on: Literal["assistant", "all"] = _f("assistant", "Which tokens carry loss: assistant replies (including "
                                               "their end-of-turn token), or every token.")
     system_prompt: str | None = _f(None, "System prompt added to rows that have none (None keeps the template's default).")
+    cache: bool = _f(True, "Reuse prepared (loaded, cleaned, tokenized) data when the data files, this section "
+                     "and the tokenizer are unchanged; the cache lives under $TUNESMITH_CACHE/data.")
     packing: bool = _f(False, "Pack short training examples into full max_length sequences (position ids restart "
                        "per example, so no example attends to another); the packing efficiency is reported.")
 

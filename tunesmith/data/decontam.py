@@ -61,7 +61,8 @@ def find_contamination(train_texts: list[str], index: dict[tuple[str, ...], set[
                        n: int = 13) -> list[tuple[int, list[str]]]:
     """(row_index, sorted eval ids) for every training row sharing an n-gram with an eval item.
 
-    `n` must be the one the index was built with.
+    `n` must be the one the index was built with: an index of longer n-grams is refused, but one of
+    shorter n-grams cannot be told from short items and would silently find nothing in long rows.
     """
     longest = max(map(len, index), default=0)
     if longest > n:

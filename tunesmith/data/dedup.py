@@ -33,7 +33,7 @@ def words(text: str) -> list[str]:
     NFKC folds look-alike code points (full-width letters, ligatures, non-breaking spaces) so that
     copies which only differ in typography compare equal; casefold is the Unicode-correct lower().
     """
-    if not text.isascii():  # ASCII is already NFKC; skipping the call saves a third of the time
+    if not text.isascii():  # ASCII is already NFKC: skip the call (~20% of tokenizing)
         text = unicodedata.normalize("NFKC", text)
     return _WORD.findall(text.casefold())
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import pickle
 import random
 from dataclasses import dataclass, field
 
@@ -109,10 +113,59 @@ def data_files(data) -> list[str]:
     return list(data.train) + [s.path for s in data.sources] + ([data.validation] if data.validation else [])
 
 
+CACHE_VERSION = 1  # bump when Prepared or tokenization changes shape
+
+
+def cache_key(data, tokenizer, seed: int, kinds: tuple[str, ...]) -> str:
+    """sha256 over everything prepared data depends on: every file read (content hashes), the data
+    section, the tokenizer (vocabulary, merges, special tokens, chat template), seed and kinds."""
+    import dataclasses
+
+    from tunesmith.models.loading import file_sha256
+
+    h = hashlib.sha256(f"v{CACHE_VERSION}|{seed}|{kinds}".encode())
+    h.update(json.dumps(dataclasses.asdict(data), sort_keys=True, default=str).encode())
+    files = data_files(data) + list(data.clean.decontaminate) + (
+        [data.clean.toxicity_wordlist] if data.clean.toxicity_wordlist else [])
+    for f in files:
+        h.update(file_sha256(f).encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    h.update((backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))).encode())
+    h.update(f"{tokenizer.chat_template}|{tokenizer.eos_token}|{tokenizer.pad_token}".encode())
+    return h.hexdigest()
+
+
 def prepare(data, tokenizer, seed: int, kinds: tuple[str, ...] = ("chat",), loaded: Loaded | None = None
             ) -> Prepared:
-    """Load (unless `loaded` is given), split and tokenize. `data` is the config's DataConfig
-    section; `kinds` the record kinds the calling recipe can train on."""
+    """Load (unless `loaded` is given), split and tokenize; cached when data.cache is on.
+    `data` is the config's DataConfig section; `kinds` the record kinds the recipe trains on."""
+    if not data.cache or loaded is not None:
+        return _prepare(data, tokenizer, seed, kinds, loaded)
+    from tunesmith.models.loading import cache_root
+
+    path = cache_root() / "data" / f"{cache_key(data, tokenizer, seed, kinds)}.pkl"
+    if path.exists():
+        try:
+            with open(path, "rb") as f:
+                prepared = pickle.load(f)
+            prepared.load = {**prepared.load, "cache": {"hit": True, "path": str(path)}}
+            return prepared
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+            pass  # a damaged entry is rebuilt
+    prepared = _prepare(data, tokenizer, seed, kinds, None)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            pickle.dump(prepared, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)  # atomic: a crash never leaves a half-written entry under the real name
+    except OSError:
+        pass  # a read-only cache only costs the work next time
+    prepared.load = {**prepared.load, "cache": {"hit": False, "path": str(path)}}
+    return prepared
+
+
+def _prepare(data, tokenizer, seed: int, kinds: tuple[str, ...], loaded: Loaded | None) -> Prepared:
     loaded = loaded or load_all(data, seed)
     train_ex, val_ex = loaded.train, loaded.validation
     wrong = [e for e in train_ex + val_ex if e.kind not in kinds]

@@ -32,3 +32,30 @@ def test_dolly_shape_is_refused_with_the_line_and_the_missing_field(shared_data)
     first = e.value.problems[0]
     assert (first.file, first.line, first.field) == (str(path), 1, "output")
     assert len(e.value.problems) == 50 and "100 bad rows" in str(e.value)  # capped, with the count
+
+
+def test_prepared_data_is_cached_and_invalidated(tmp_path, monkeypatch, tokenizer):
+    import dataclasses
+
+    from tunesmith.config import load_config
+    from tunesmith.data.prepare import prepare
+
+    monkeypatch.setenv("TUNESMITH_CACHE", str(tmp_path / "cache"))
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "d"}\n')
+    cfg = load_config({"data": {"train": [str(data)]}})
+    first = prepare(cfg.data, tokenizer, seed=1)
+    again = prepare(cfg.data, tokenizer, seed=1)
+    assert (first.load["cache"]["hit"], again.load["cache"]["hit"]) == (False, True)
+    assert [r.input_ids for r in again.train] == [r.input_ids for r in first.train]
+    # a changed file, a changed setting, a changed chat template: each misses
+    data.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c", "output": "changed"}\n')
+    changed = prepare(cfg.data, tokenizer, seed=1)
+    assert changed.load["cache"]["hit"] is False and changed.train[1].input_ids != first.train[1].input_ids
+    assert prepare(dataclasses.replace(cfg.data, max_length=300), tokenizer, seed=1).load["cache"]["hit"] is False
+    import copy
+
+    tok2 = copy.deepcopy(tokenizer)
+    tok2.chat_template = tokenizer.chat_template.replace("helpful", "useful")
+    assert prepare(cfg.data, tok2, seed=1).load["cache"]["hit"] is False
+    assert prepare(cfg.data, tokenizer, seed=1).load["cache"]["hit"] is True
