@@ -11,6 +11,7 @@ trained to predict its first token from the previous example's last.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 from tunesmith.data.templates import IGNORE_INDEX, Tokenized
@@ -24,27 +25,30 @@ class Packed:
 
 
 def pack(rows: list[Tokenized], max_length: int, pad_id: int) -> tuple[list[Packed], dict]:
-    """First-fit-decreasing bin packing of whole examples into sequences of max_length tokens.
+    """Best-fit-decreasing bin packing of whole examples into sequences of max_length tokens.
 
     Deterministic (ties keep input order). Returns the packs and a report with the packing
     efficiency: the fraction of positions that hold real tokens rather than padding.
     """
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i].input_ids))
     bins: list[list[int]] = []
-    room: list[int] = []
+    # Open bins as sorted (room, bin) pairs: the best fit is one bisect away, so 1e5 rows pack in
+    # about a second instead of the minutes a scan over every open bin takes.
+    open_bins: list[tuple[int, int]] = []
     for i in order:
         n = len(rows[i].input_ids)
         if n > max_length:
             raise ValueError(f"row of {n} tokens is longer than max_length={max_length}; apply the overlong "
                              "policy before packing")
-        for b, free in enumerate(room):  # first bin with room (fine for the 1e4-1e5 rows SFT sets hold)
-            if free >= n:
-                bins[b].append(i)
-                room[b] -= n
-                break
+        k = bisect.bisect_left(open_bins, (n, -1))
+        if k < len(open_bins):
+            room, b = open_bins.pop(k)
         else:
-            bins.append([i])
-            room.append(max_length - n)
+            room, b = max_length, len(bins)
+            bins.append([])
+        bins[b].append(i)
+        if room - n > 0:
+            bisect.insort(open_bins, (room - n, b))
     packs = []
     for members in bins:
         ids, labels, pos = [], [], []
