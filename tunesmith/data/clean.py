@@ -9,6 +9,7 @@ are the content. The boilerplate phrase lists live in boilerplate.yaml beside th
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from collections.abc import Iterator
 from functools import cache
@@ -303,6 +304,11 @@ _WORD = re.compile(r"\w+")
 _PROSE_PUNCTUATION = frozenset(".,;:!?'\"()-‐‑–—‘’‚“”„«»‹›…。、，．！？；：「」『』（）")
 
 
+_DELETE_ASCII_LETTERS = str.maketrans("", "", string.ascii_letters)
+_DELETE_ASCII_SYMBOLS = str.maketrans("", "", "".join(
+    c for c in map(chr, range(128)) if unicodedata.category(c)[0] in "PS" and c not in _PROSE_PUNCTUATION))
+
+
 def repetition_ratio(text: str, n: int = REPETITION_NGRAM) -> float:
     """Fraction of word n-grams (default 3) that repeat an earlier n-gram: 1 - distinct / total.
 
@@ -326,6 +332,10 @@ def symbol_ratio(text: str) -> float:
     neither. With no letters the ratio is symbols / 1, so a text of pure symbols still scores high.
     Prose scores about 0.01-0.05; Markdown tables, code and formulas score higher by nature.
     """
+    if text.isascii():  # fast path (most training text): str.translate deletes in C, no per-char loop
+        letters = len(text) - len(text.translate(_DELETE_ASCII_LETTERS))
+        symbols = len(text) - len(text.translate(_DELETE_ASCII_SYMBOLS))
+        return symbols / max(letters, 1)
     symbols = letters = 0
     for ch in text:
         kind = unicodedata.category(ch)[0]

@@ -89,3 +89,12 @@ def test_data_split_command_grouped_has_no_leakage(write_jsonl, tmp_path, capsys
     assert len(train) + len(test) == 60
     assert not {r["conversation"] for r in train} & {r["conversation"] for r in test}
     assert json.loads((out / "split_report.json").read_text())["leakage"] == {}
+
+
+def test_preview_highlights_exactly_the_trained_tokens(tmp_path, capsys, smollm2_dir):
+    out = tmp_path / "p.html"
+    persona = __import__("pathlib").Path(__file__).resolve().parents[3] / "examples" / "chat" / "persona.jsonl"
+    assert main(["data", "preview", str(persona), "-n", "1", "--html", str(out)]) == 0
+    page = out.read_text()
+    assert '<span class="t">Clear skies and a steady westerly, perfect for sailing. Arr!&lt;|im_end|&gt;</span>' in page
+    assert "\033[1;32mClear skies" in capsys.readouterr().out
