@@ -117,8 +117,6 @@ class _Where:
 def _string(row: dict, key: str, w: _Where, required: bool = True, field_name: str | None = None) -> str | None:
     value = row.get(key)
     name = field_name or key
-    if value is None and not required and key not in row:
-        return None
     if value is None and not required:
         return None
     if not isinstance(value, str):

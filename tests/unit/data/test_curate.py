@@ -98,3 +98,20 @@ def test_preview_highlights_exactly_the_trained_tokens(tmp_path, capsys, smollm2
     page = out.read_text()
     assert '<span class="t">Clear skies and a steady westerly, perfect for sailing. Arr!&lt;|im_end|&gt;</span>' in page
     assert "\033[1;32mClear skies" in capsys.readouterr().out
+
+
+def test_weighted_mix_resamples_each_source_to_its_share(write_jsonl):
+    from tunesmith.config import load_config
+    from tunesmith.data.prepare import load_training_examples
+
+    a = write_jsonl("a.jsonl", [{"instruction": f"a{i}", "output": "x"} for i in range(30)])
+    b = write_jsonl("b.csv", [])
+    b.write_text("instruction,output\n" + "".join(f"b{i},y\n" for i in range(10)))
+    cfg = load_config({"data": {"sources": [{"path": str(a), "weight": 1.0}, {"path": str(b), "weight": 3.0}]}})
+    examples, info = load_training_examples(cfg.data, seed=3)
+    assert len(examples) == 40
+    from_b = [e for e in examples if e.file == str(b)]
+    assert len(from_b) == 30 and len(set(e.line for e in from_b)) == 10  # upsampled: every row 3 times
+    assert [m["used"] for m in info["mix"]] == [10, 30]
+    again, _ = load_training_examples(cfg.data, seed=3)
+    assert [(e.file, e.line) for e in again] == [(e.file, e.line) for e in examples]  # deterministic
