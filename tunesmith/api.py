@@ -28,21 +28,25 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
     return RECIPES["sft"](cfg, show_progress=show_progress)
 
 
-def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict | None = None) -> dict:
+def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict | None = None,
+             kinds: tuple[str, ...] | None = None) -> dict:
     """Pre-flight: config, model and data checked, data tokenized and summarised; no training.
 
     Raises TunesmithError (with file:line for data) listing every bad row, unless data.on_error=skip.
+    `kinds`: the record kinds the run's recipe trains on (None: any kind, for data-only checks).
     """
     from dataclasses import replace
 
     from tunesmith.data.inspect import statistics
-    from tunesmith.data.prepare import load_all
+    from tunesmith.data.prepare import check_kinds, load_all
     from tunesmith.data.templates import Tokenized, tokenize_examples
     from tunesmith.models.loading import load_tokenizer, resolve
 
     cfg = _config(config, overrides)
     # Rows first: a bad data file is reported without waiting for a tokenizer to load.
     loaded = load_all(cfg.data, cfg.seed)
+    if kinds:
+        check_kinds(loaded.train + loaded.validation, kinds)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
     tok = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
     report = {"config": cfg.config_path, "model": {"spec": source.spec, "kind": source.kind, "path": source.path},
@@ -122,13 +126,15 @@ def data_clean(target: str | Path, overrides: list[str] | dict | None = None, ou
     import json
 
     from tunesmith.data.curate import curate, to_row
-    from tunesmith.data.prepare import data_files, load_training_examples
+    from tunesmith.data.prepare import check_files, data_files, load_training_examples
     from tunesmith.models.loading import file_sha256
     from tunesmith.runs import versions, write_json
 
     cfg = data_config(target, overrides)
     data = dataclasses.replace(cfg.data, clean=dataclasses.replace(cfg.data.clean, enabled=False))
+    check_files(data)
     examples, info = load_training_examples(data, cfg.seed)
+    info.pop("group_of", None)
     kept, report = curate(examples, cfg.data.clean)
     out = Path(out or Path("data-clean") / cfg.name)
     out.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ def cmd_train(args) -> int:
 def cmd_validate(args) -> int:
     from tunesmith.api import validate
 
-    report = validate(args.config, args.overrides)
+    report = validate(args.config, args.overrides, kinds=("chat",))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -119,6 +119,29 @@ def _print_data_report(report: dict) -> None:
             print(f"  template problem: {p}")
 
 
+def _parse_ratios(text: str) -> dict[str, float]:
+    """'train=0.8,test=0.2' -> {"train": 0.8, "test": 0.2}; names become file names, so plain ones only."""
+    import re
+
+    from tunesmith.errors import fail
+
+    ratios = {}
+    for part in text.split(","):
+        name, _, value = (x.strip() for x in part.partition("="))
+        try:
+            number = float(value)
+        except ValueError:
+            raise fail(f"'{part}' is not name=fraction", "write e.g. --ratios train=0.8,validation=0.1,test=0.1",
+                       field="--ratios") from None
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+            raise fail(f"split name {name!r} is not a plain file name", "use letters, digits, '_' and '-'",
+                       field="--ratios")
+        if name in ratios:
+            raise fail(f"split '{name}' is named twice", "name each split once", field="--ratios")
+        ratios[name] = number
+    return ratios
+
+
 def cmd_data(args) -> int:
     from tunesmith import api
 
@@ -151,10 +174,7 @@ def cmd_data(args) -> int:
         print(f"wrote {out}/clean.jsonl, clean_report.json, manifest.json")
         return 0
     if args.data_command == "split":
-        ratios = {}
-        for part in args.ratios.split(","):
-            name, _, value = part.partition("=")
-            ratios[name.strip()] = float(value)
+        ratios = _parse_ratios(args.ratios)
         out = api.data_split(args.target, ratios, method=args.method, key=args.key, seed=args.seed, out=args.out)
         report = json.loads((out / "split_report.json").read_text())
         for name, info in report["splits"].items():

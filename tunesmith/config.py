@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tunesmith.errors import Collector, fail
+from tunesmith.errors import Collector, Problem, TunesmithError, fail
 
 
 def _f(default: Any, help: str, **kw) -> Any:
@@ -163,8 +163,6 @@ class RunConfig:
     config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
 
 
-# Fields whose values are file paths, resolved relative to the config file's folder.
-_PATH_FIELDS = {("data", "train"), ("data", "validation")}
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -178,6 +176,13 @@ def _read_yaml(path: Path) -> tuple[dict, dict[str, int]]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise fail("config file not found", "check the path", file=str(path)) from None
+    except IsADirectoryError:
+        raise fail("is a folder, not a config file", "pass the YAML file inside it", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise fail(f"not a UTF-8 text file (byte {e.start})", "pass a YAML config (or a data file with a known "
+                   "suffix: .jsonl .json .txt .csv .tsv .parquet)", file=str(path)) from None
+    except OSError as e:
+        raise fail(f"cannot be read: {e.strerror}", "check the path and its permissions", file=str(path)) from None
     try:
         node = yaml.compose(text)
     except yaml.YAMLError as e:
@@ -190,10 +195,15 @@ def _read_yaml(path: Path) -> tuple[dict, dict[str, int]]:
         raise fail("the config must be a mapping of sections (model:, data:, train:, ...)", file=str(path), line=1)
     lines: dict[str, int] = {}
 
+    duplicates = []
+
     def walk(n, prefix):
         if isinstance(n, yaml.MappingNode):
             for k, v in n.value:
                 key = f"{prefix}{k.value}"
+                if key in lines:  # YAML keeps the last silently; a config typo should not
+                    duplicates.append(Problem(f"key given twice (first on line {lines[key]})", "keep one",
+                                              file=str(path), line=k.start_mark.line + 1, field=key))
                 lines[key] = k.start_mark.line + 1
                 walk(v, key + ".")
         elif isinstance(n, yaml.SequenceNode):
@@ -202,6 +212,9 @@ def _read_yaml(path: Path) -> tuple[dict, dict[str, int]]:
                 walk(v, f"{prefix.rstrip('.')}[{i}].")
 
     walk(node, "")
+    if duplicates:
+        raise TunesmithError(duplicates) if len(duplicates) == 1 else TunesmithError(
+            duplicates, title=f"{path}: invalid config:")
     return yaml.safe_load(text) or {}, lines
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunesmith import runs
-from tunesmith.errors import fail
+from tunesmith.errors import TunesmithError, fail
 
 
 @dataclass
@@ -25,6 +25,8 @@ def load(run_or_model: str) -> Loaded:
     from tunesmith.models.loading import load_model, load_tokenizer, resolve
 
     path = Path(run_or_model)
+    if path.is_dir() and (path / runs.MANIFEST_FILE).exists() and not runs.is_run_dir(path):
+        raise fail(f"{path} looks like a run directory but has no {runs.CONFIG_FILE}", "point at a complete run")
     if runs.is_run_dir(path):
         from tunesmith.config import load_config
 
@@ -36,6 +38,8 @@ def load(run_or_model: str) -> Loaded:
         if (path / "model").is_dir():  # full fine-tune: a complete checkpoint
             source = resolve(str(path / "model"))
             return Loaded(load_model(source), load_tokenizer(source), f"{path} (full fine-tune)")
+        if not (path / "adapter" / "adapter_config.json").exists():
+            raise fail(f"run {path} has neither adapter/ nor model/", "retrain it, or point at another run")
         from peft import PeftModel
 
         source = resolve(cfg.model.name, cfg.model.gguf_file)
@@ -43,7 +47,14 @@ def load(run_or_model: str) -> Loaded:
         # The adapter folder carries the tokenizer the run trained with (chat template included).
         return Loaded(model.eval(), _pad(AutoTokenizer.from_pretrained(path / "adapter")),
                       f"{cfg.model.name} + {path / 'adapter'}")
-    source = resolve(run_or_model)
+    try:
+        source = resolve(run_or_model)
+    except TunesmithError as e:
+        if path.is_dir():  # neither a run nor a checkpoint: say both, not "model.name"
+            raise fail(f"{path} is neither a run directory (config.yaml + manifest.json) nor a model checkpoint "
+                       "(config.json)", "pass runs/NAME, a checkpoint folder, a .gguf file or an embedded model "
+                       "name") from None
+        raise e
     return Loaded(load_model(source).eval(), load_tokenizer(source), source.spec)
 
 
@@ -58,7 +69,10 @@ def generate(loaded: Loaded, conversations: list[list[dict]], max_new_tokens: in
     """Replies to each conversation (a list of {role, content}); greedy when temperature == 0."""
     import torch
 
+    from tunesmith.data.templates import require_template
+
     tok, model = loaded.tokenizer, loaded.model
+    require_template(tok)
     if seed is not None:
         torch.manual_seed(seed)
     tok.padding_side = "left"  # decoder-only models continue from the right edge

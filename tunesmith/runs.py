@@ -46,9 +46,47 @@ def prepare_run_dir(cfg) -> tuple[Path, str | None]:
     if cfg.overwrite and resume:
         shutil.rmtree(run_dir)
         resume = None
+    if resume:
+        _check_same_config(cfg, run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / METRICS_FILE).touch()
+    _trim_metrics(run_dir, int(resume.rsplit("-", 1)[1]) if resume else 0)
     return run_dir, resume
+
+
+def _check_same_config(cfg, run_dir: Path) -> None:
+    """Resuming continues a run as it was configured: a changed setting would silently mix two runs."""
+    import yaml
+
+    from tunesmith.config import to_dict
+
+    try:
+        old = yaml.safe_load((run_dir / CONFIG_FILE).read_text())
+    except (OSError, yaml.YAMLError):
+        return
+    new = to_dict(cfg)
+    changed = sorted(k for k in _flat(new) if k not in ("overwrite", "config_path")
+                     and _flat(new).get(k) != _flat(old or {}).get(k))
+    if changed:
+        raise fail(f"run {run_dir} has a checkpoint to resume, but its config differs in: {', '.join(changed)}",
+                   "restore those settings to resume, or start over with overwrite=true, or use another name")
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict) and k not in ("columns",):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _trim_metrics(run_dir: Path, keep_through_step: int) -> None:
+    """A fresh start empties metrics.jsonl; a resume from step N drops rows logged after N."""
+    path = run_dir / METRICS_FILE
+    rows = read_metrics(run_dir) if path.exists() and keep_through_step else []
+    kept = [r for r in rows if r.get("step", 0) <= keep_through_step]
+    path.write_text("".join(json.dumps(r) + "\n" for r in kept))
 
 
 def last_checkpoint(run_dir: Path) -> str | None:

@@ -183,3 +183,33 @@ def test_cli_and_config_import_no_heavy_library():
             "print(heavy); sys.exit(1 if heavy else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_bad_split_ratios_are_clear_errors(tmp_path, capsys):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"text": "a"}\n{"text": "b"}\n')
+    for ratios, says in (("train=abc", "is not name=fraction"), ("../evil=0.5,test=0.5", "not a plain file name"),
+                         ("train=0.5,train=0.5", "named twice")):
+        assert main(["data", "split", str(data), "--ratios", ratios, "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err
+    assert not (tmp_path / "evil.jsonl").exists()
+
+
+def test_config_read_problems_are_clear_errors(tmp_path, capsys):
+    folder = tmp_path / "adir.yaml"
+    folder.mkdir()
+    dup = tmp_path / "dup.yaml"
+    dup.write_text("name: x\nname: y\ndata:\n  train: t.jsonl\n")
+    binary = tmp_path / "x.bin.gz"
+    binary.write_bytes(b"\x1f\x8b\x08\x00\xff\xfe")
+    for path, says in ((folder, "is a folder"), (dup, "key given twice (first on line 1)"),
+                       (binary, "not a UTF-8 text file")):
+        assert main(["config", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert says in err and "Traceback" not in err, err
+
+
+def test_generate_on_a_folder_that_is_neither_run_nor_model(tmp_path, capsys):
+    assert main(["generate", str(tmp_path), "--prompt", "hi"]) == 2
+    assert "neither a run directory" in capsys.readouterr().err

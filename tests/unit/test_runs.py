@@ -51,3 +51,34 @@ def test_metrics_round_trip(tmp_path):
 def test_versions_name_the_stack():
     v = runs.versions()
     assert v["torch"] and v["transformers"] and v["peft"] and v["tunesmith"] == "0.1.0"
+
+
+def test_resuming_with_a_changed_config_is_refused(tmp_path):
+    from tunesmith.config import dump_yaml
+
+    cfg = _cfg(tmp_path)
+    run_dir, _ = runs.prepare_run_dir(cfg)
+    (run_dir / "config.yaml").write_text(dump_yaml(cfg))
+    ck = run_dir / "checkpoints" / "checkpoint-4"
+    ck.mkdir(parents=True)
+    (ck / "trainer_state.json").write_text("{}")
+    runs.prepare_run_dir(_cfg(tmp_path))  # same config: resumes
+    changed = _cfg(tmp_path, train={"learning_rate": 1e-3})
+    with pytest.raises(TunesmithError, match="differs in: train.learning_rate"):
+        runs.prepare_run_dir(changed)
+
+
+def test_metrics_are_trimmed_to_the_resumed_step_and_emptied_on_a_fresh_start(tmp_path):
+    run_dir, _ = runs.prepare_run_dir(_cfg(tmp_path))
+    for step in (2, 4, 6, 8):
+        runs.append_metrics(run_dir, {"step": step, "loss": 1.0})
+    ck = run_dir / "checkpoints" / "checkpoint-4"
+    ck.mkdir(parents=True)
+    (ck / "trainer_state.json").write_text("{}")
+    _, resume = runs.prepare_run_dir(_cfg(tmp_path))
+    assert resume.endswith("checkpoint-4") and [m["step"] for m in runs.read_metrics(run_dir)] == [2, 4]
+    import shutil
+
+    shutil.rmtree(run_dir / "checkpoints")
+    runs.prepare_run_dir(_cfg(tmp_path))
+    assert runs.read_metrics(run_dir) == []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from pathlib import Path
 
 from tunesmith.data.formats import Example, load_examples
 
@@ -49,7 +48,7 @@ def joined(ex: Example) -> str:
 def to_row(ex: Example) -> dict:
     """A record in a shape the loaders read back (the cleaned file's format)."""
     if ex.kind == "chat":
-        return {"messages": ex.messages}
+        return {"messages": ex.messages, **({"tools": ex.extra["tools"]} if ex.extra.get("tools") else {})}
     if ex.kind == "preference":
         return {"prompt": ex.messages, "chosen": ex.extra["chosen"], "rejected": ex.extra["rejected"]}
     if ex.kind == "kto":
@@ -186,9 +185,9 @@ def _decontaminate(examples, c, report: _Report) -> list[Example]:
     from tunesmith.data.decontam import build_index, find_contamination
 
     items = {}
-    for path in c.decontaminate:
+    for path in c.decontaminate:  # a missing eval file raises: silently checking nothing is worse
         for ex in load_examples([path], on_error="skip"):
-            items[f"{Path(ex.file).name}:{ex.line}"] = joined(ex)
+            items[f"{ex.file}:{ex.line}"] = joined(ex)  # full path: two test.jsonl files must not collide
     index = build_index(items, c.ngram)
     hits = dict(find_contamination([joined(ex) for ex in examples], index, c.ngram))
     kept = []

@@ -21,6 +21,7 @@ Source shapes (format=auto detects per row from the keys, after column mapping):
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -184,9 +185,20 @@ def _messages(msgs: object, w: _Where, name: str, need_assistant: bool = True) -
     return out if len(w.problems) == before else None
 
 
+def _tools(value: object) -> list | None:
+    """A row's tool schemas as a list (ShareGPT exports often store them as a JSON string)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, list) and value else None
+
+
 def _chat(row: dict, w: _Where):
     messages = _messages(row.get("messages"), w, "messages")
-    return None if messages is None else (messages, {})
+    tools = _tools(row.get("tools"))
+    return None if messages is None else (messages, {"tools": tools} if tools else {})
 
 
 def _sharegpt_turns(turns: object, w: _Where, name: str) -> list[dict] | None:
@@ -210,7 +222,8 @@ def _sharegpt(row: dict, w: _Where):
     if msgs is None or w.problems:
         return None
     messages = _messages(msgs, w, "conversations")
-    extra = {"tools": row["tools"]} if row.get("tools") else {}
+    tools = _tools(row.get("tools"))
+    extra = {"tools": tools} if tools else {}
     return None if messages is None else (messages, extra)
 
 
@@ -357,8 +370,10 @@ def load_examples(paths: list[str], fmt: str = "auto", system_prompt: str | None
                 if system_prompt and ex.messages and ex.messages[0]["role"] != "system":
                     ex.messages = [{"role": "system", "content": system_prompt}] + ex.messages
                 examples.append(ex)
-        except TunesmithError as e:  # a missing or unreadable file
-            report.add_problems(e.problems)
+        except TunesmithError as e:  # a missing or unreadable file, or a broken .json array
+            if on_error == "skip":
+                raise  # skipping applies to rows, never to whole files
+            report.add_problems(e.problems)  # reported with every bad row of the other files
     n_bad = sum(report.skipped.values())
     if n_bad and on_error == "fail":
         if n_bad == 1 and len(report.problems) == 1:

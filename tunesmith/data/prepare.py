@@ -8,10 +8,11 @@ import os
 import pickle
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tunesmith.data.formats import Example, LoadReport, load_examples
 from tunesmith.data.templates import PrepStats, Tokenized, tokenize_examples
-from tunesmith.errors import TunesmithError, fail
+from tunesmith.errors import Problem, TunesmithError, fail
 
 
 @dataclass
@@ -64,26 +65,25 @@ def mix(groups: list[tuple[str, float, list[Example]]], seed: int) -> tuple[list
 
 
 def load_training_examples(data, seed: int) -> tuple[list[Example], dict]:
-    """Every training row of `data.train` and `data.sources`, mixed by weight when sources are given."""
+    """Every training row of `data.train` and `data.sources`, curated when data.clean is enabled,
+    not yet mixed (see load_all). info["group_of"] maps each file to its source group."""
+    groups, group_of = [], {}
+    specs = ([(", ".join(data.train), 1.0, data.train, data.format, data.columns)] if data.train else []) + [
+        (s.path, s.weight, [s.path], s.format, s.columns) for s in data.sources]
+    examples: list[Example] = []
     report = LoadReport()
-    groups = []
-    if data.train:
-        rows = load_examples(data.train, data.format, data.system_prompt, columns=data.columns or None,
-                             on_error=data.on_error, max_row_bytes=data.max_row_bytes, report=report)
-        groups.append((", ".join(data.train), 1.0, rows))
-    for src in data.sources:
-        rows = load_examples([src.path], src.format, data.system_prompt, columns=src.columns or None,
-                             on_error=data.on_error, max_row_bytes=data.max_row_bytes, report=report)
-        groups.append((src.path, src.weight, rows))
-    if data.sources:
-        examples, table = mix(groups, seed)
-    else:
-        examples, table = groups[0][2], []
-    info = {"rows": report.summary(), "mix": table}
-    if data.clean.enabled:
+    for name, weight, paths, fmt, columns in specs:
+        rows = load_examples(paths, fmt, data.system_prompt, columns=columns or None, on_error=data.on_error,
+                             max_row_bytes=data.max_row_bytes, report=report)
+        groups.append({"source": name, "weight": weight})
+        group_of.update({str(p): len(groups) - 1 for p in paths})
+        examples += rows
+    info = {"rows": report.summary(), "groups": groups}
+    if data.clean.enabled:  # before mixing: dedup must not undo the up-sampling that mixing does
         from tunesmith.data.curate import curate
 
         examples, info["clean"] = curate(examples, data.clean)
+    info["group_of"] = group_of
     return examples, info
 
 
@@ -95,7 +95,12 @@ class Loaded:
 
 
 def load_all(data, seed: int) -> Loaded:
-    """Read (no tokenizer needed) and split; bad rows raise or are counted per data.on_error."""
+    """Read (no tokenizer needed), curate, hold out validation, then mix the training part.
+
+    The order matters: validation is held out from unique rows before up-sampling, so no row can
+    sit in both splits, and dedup runs before mixing, so it cannot undo the weights.
+    """
+    check_files(data)
     train_ex, load_info = load_training_examples(data, seed)
     val_info = None
     if data.validation:
@@ -105,7 +110,33 @@ def load_all(data, seed: int) -> Loaded:
         val_info = val_report.summary()
     else:
         train_ex, val_ex = split(train_ex, data.validation_fraction, seed)
+    group_of, groups = load_info.pop("group_of"), load_info.pop("groups")
+    load_info["mix"] = []
+    if data.sources:
+        by_group = [[] for _ in groups]
+        for ex in train_ex:
+            by_group[group_of[ex.file]].append(ex)
+        train_ex, load_info["mix"] = mix([(g["source"], g["weight"], rows) for g, rows in zip(groups, by_group)],
+                                         seed)
     return Loaded(train_ex, val_ex, {"train": load_info, "validation": val_info})
+
+
+def check_kinds(examples: list[Example], kinds: tuple[str, ...]) -> None:
+    wrong = [e for e in examples if e.kind not in kinds]
+    if wrong:
+        e = wrong[0]
+        raise fail(f"{len(wrong)} rows are {e.kind} rows; this recipe trains on {' / '.join(kinds)} rows",
+                   "use instruction or chat data here (preference, KTO, classification and raw-text rows "
+                   "belong to their own recipes)", file=e.file, line=e.line)
+
+
+def check_files(data) -> None:
+    """Every file the data section names exists (a missing file is never a skippable 'bad row')."""
+    missing = [p for p in data_files(data) + list(data.clean.decontaminate)
+               + ([data.clean.toxicity_wordlist] if data.clean.toxicity_wordlist else []) if not Path(p).is_file()]
+    if missing:
+        raise TunesmithError([Problem("file not found", "check the path in the data section", file=p)
+                              for p in missing])
 
 
 def data_files(data) -> list[str]:
@@ -123,7 +154,12 @@ def cache_key(data, tokenizer, seed: int, kinds: tuple[str, ...]) -> str:
 
     from tunesmith.models.loading import file_sha256
 
-    h = hashlib.sha256(f"v{CACHE_VERSION}|{seed}|{kinds}".encode())
+    from tunesmith import __version__
+
+    h = hashlib.sha256(f"v{CACHE_VERSION}|{__version__}|{seed}|{kinds}".encode())
+    if data.clean.enabled:  # the shipped tables (PII patterns, word lists, ...) shape the result too
+        for table in sorted(Path(__file__).parent.glob("*.yaml")):
+            h.update(table.read_bytes())
     h.update(json.dumps(dataclasses.asdict(data), sort_keys=True, default=str).encode())
     files = data_files(data) + list(data.clean.decontaminate) + (
         [data.clean.toxicity_wordlist] if data.clean.toxicity_wordlist else [])
@@ -143,6 +179,7 @@ def prepare(data, tokenizer, seed: int, kinds: tuple[str, ...] = ("chat",), load
         return _prepare(data, tokenizer, seed, kinds, loaded)
     from tunesmith.models.loading import cache_root
 
+    check_files(data)  # before hashing them: a missing file gets its message, not a traceback
     path = cache_root() / "data" / f"{cache_key(data, tokenizer, seed, kinds)}.pkl"
     if path.exists():
         try:
@@ -168,12 +205,7 @@ def prepare(data, tokenizer, seed: int, kinds: tuple[str, ...] = ("chat",), load
 def _prepare(data, tokenizer, seed: int, kinds: tuple[str, ...], loaded: Loaded | None) -> Prepared:
     loaded = loaded or load_all(data, seed)
     train_ex, val_ex = loaded.train, loaded.validation
-    wrong = [e for e in train_ex + val_ex if e.kind not in kinds]
-    if wrong:
-        e = wrong[0]
-        raise fail(f"{len(wrong)} rows are {e.kind} rows; this recipe trains on {' / '.join(kinds)} rows",
-                   "use instruction or chat data here (preference, KTO, classification and raw-text rows "
-                   "belong to their own recipes)", file=e.file, line=e.line)
+    check_kinds(train_ex + val_ex, kinds)
 
     def tok(examples, what):
         rows, stats, problems = tokenize_examples(tokenizer, examples, data.max_length, data.overlong, data.train_on)

@@ -14,7 +14,6 @@ and memory stays flat however big the file is.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,27 +147,40 @@ def _text_blocks(path: Path) -> Iterator[tuple[int, object]]:
 
 
 def _delimited(path: Path, delimiter: str) -> Iterator[tuple[int, object]]:
-    with open(path, "rb") as fb:
-        wrapper = io.TextIOWrapper(fb, encoding="utf-8", errors="strict", newline="")
-        try:
-            reader = csv.reader(wrapper, delimiter=delimiter)
-            header = next(reader, None)
-            if header is None:
-                return
-            start = reader.line_num + 1
-            for record in reader:
-                line, start = start, reader.line_num + 1
-                if not any(cell.strip() for cell in record):
-                    continue
-                if len(record) != len(header):
-                    yield line, Problem(f"has {len(record)} fields, the header has {len(header)}",
-                                        "quote fields that contain the delimiter", file=str(path), line=line,
-                                        code="bad_columns")
-                    continue
-                yield line, dict(zip(header, record))
-        except UnicodeDecodeError:
-            yield start, Problem("not valid UTF-8; the rest of the file was not read", "re-encode the file as UTF-8",
-                                 file=str(path), line=start, code="invalid_utf8")
+    """CSV/TSV decoded line by line, so one bad byte costs one line (reported with its number)
+    instead of the rest of the file; a UTF-8 BOM (as Excel writes) is dropped from the header."""
+    bad: list[Problem] = []
+
+    def lines():
+        with open(path, "rb") as f:
+            for n, raw in enumerate(f, start=1):
+                text = _decode(raw, path, n)
+                if isinstance(text, Problem):
+                    bad.append(text)
+                    yield "\n"  # keeps csv's line count in step with the file
+                else:
+                    yield text.lstrip("\ufeff") if n == 1 else text
+
+    reader = csv.reader(lines(), delimiter=delimiter)
+    header = next(reader, None)
+    yield from ((p.line, p) for p in bad)
+    bad.clear()
+    if header is None:
+        return
+    start = reader.line_num + 1
+    for record in reader:
+        line, start = start, reader.line_num + 1
+        yield from ((p.line, p) for p in bad)
+        bad.clear()
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(record) != len(header):
+            yield line, Problem(f"has {len(record)} fields, the header has {len(header)}",
+                                "quote fields that contain the delimiter", file=str(path), line=line,
+                                code="bad_columns")
+            continue
+        yield line, dict(zip(header, record))
+    yield from ((p.line, p) for p in bad)
 
 
 def _parquet(path: Path) -> Iterator[tuple[int, object]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tunesmith.errors import Problem
+from tunesmith.errors import Problem, fail
 
 IGNORE_INDEX = -100  # label value that cross-entropy skips (PyTorch / transformers convention)
 
@@ -50,23 +50,42 @@ class PrepStats:
         }
 
 
-def _render(tokenizer, messages, add_generation_prompt=False) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+def _render(tokenizer, messages, add_generation_prompt=False, tools=None) -> str:
+    from jinja2 import TemplateError
+
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt,
+                                             **({"tools": tools} if tools else {}))
+    except TemplateError as e:  # e.g. strict templates: no system role, user/assistant must alternate
+        raise ValueError(f"the chat template refused this conversation: {e}") from None
 
 
-def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+def require_template(tokenizer) -> None:
+    if not tokenizer.chat_template:
+        raise fail("the model's tokenizer has no chat template (base models often ship none)",
+                   "set model.chat_template to a Jinja chat template, e.g. a ChatML one",
+                   field="model.chat_template")
+
+
+def assistant_spans(tokenizer, messages: list[dict], tools=None) -> tuple[str, list[tuple[int, int]]]:
     """Rendered text and the [start, end) char spans of every assistant reply incl. end-of-turn."""
-    text = _render(tokenizer, messages)
+    text = _render(tokenizer, messages, tools=tools)
     spans = []
     for i, m in enumerate(messages):
         if m["role"] != "assistant":
             continue
-        before = _render(tokenizer, messages[:i], add_generation_prompt=True)
-        upto = text if i + 1 == len(messages) else _render(tokenizer, messages[: i + 1])
+        before = _render(tokenizer, messages[:i], add_generation_prompt=True, tools=tools)
+        upto = text if i + 1 == len(messages) else _render(tokenizer, messages[: i + 1], tools=tools)
         if not text.startswith(before) or not text.startswith(upto):
             raise ValueError("the chat template does not render conversations incrementally "
                              "(a longer conversation does not extend the shorter one)")
         end = len(upto.rstrip())  # keep end-of-turn, drop the whitespace the model never generates
+        for call in m.get("tool_calls") or []:
+            name = (call.get("function") or {}).get("name", "") if isinstance(call, dict) else ""
+            if name not in text[len(before):end]:
+                # Training would teach an empty reply where the data has a tool call.
+                raise ValueError(f"the chat template does not render tool calls (assistant turn {i} calls "
+                                 f"'{name}' but renders without it)")
         spans.append((len(before), end))
     return text, spans
 
@@ -86,12 +105,12 @@ def _labels(ids: list[int], offsets: list[tuple[int, int]], spans: list[tuple[in
     return labels
 
 
-def tokenize_conversation(tokenizer, messages: list[dict], train_on: str = "assistant") -> Tokenized:
+def tokenize_conversation(tokenizer, messages: list[dict], train_on: str = "assistant", tools=None) -> Tokenized:
     """Token ids and labels for one conversation (labels = IGNORE_INDEX where no loss)."""
     if train_on == "all":
-        ids = tokenizer(_render(tokenizer, messages), add_special_tokens=False)["input_ids"]
+        ids = tokenizer(_render(tokenizer, messages, tools=tools), add_special_tokens=False)["input_ids"]
         return Tokenized(ids, list(ids))
-    text, spans = assistant_spans(tokenizer, messages)
+    text, spans = assistant_spans(tokenizer, messages, tools)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     return Tokenized(enc["input_ids"], _labels(enc["input_ids"], enc["offset_mapping"], spans))
 
@@ -99,8 +118,7 @@ def tokenize_conversation(tokenizer, messages: list[dict], train_on: str = "assi
 def tokenize_examples(tokenizer, examples, max_length: int, overlong: str = "drop",
                       train_on: str = "assistant") -> tuple[list[Tokenized], PrepStats, list[Problem]]:
     """Tokenize every example, applying the overlong policy; returns rows, stats and row problems."""
-    if tokenizer.chat_template is None:
-        raise ValueError("the tokenizer has no chat template")
+    require_template(tokenizer)
     stats, rows, problems = PrepStats(), [], []
     # Render every conversation first, then tokenize in batches: the fast tokenizer's batch call
     # runs in Rust across cores, several times faster than one call per row.
@@ -108,8 +126,9 @@ def tokenize_examples(tokenizer, examples, max_length: int, overlong: str = "dro
     for ex in examples:
         stats.rows += 1
         try:
-            rendered.append((_render(tokenizer, ex.messages), None) if train_on == "all"
-                            else assistant_spans(tokenizer, ex.messages))
+            tools = ex.extra.get("tools")
+            rendered.append((_render(tokenizer, ex.messages, tools=tools), None) if train_on == "all"
+                            else assistant_spans(tokenizer, ex.messages, tools))
         except ValueError as e:
             problems.append(Problem(str(e), "set model.chat_template to a template that renders incrementally",
                                     file=ex.file, line=ex.line))

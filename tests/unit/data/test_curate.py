@@ -63,7 +63,7 @@ def test_decontamination_against_a_real_eval_set(shared_data, write_jsonl):
     kept, report = curate(examples, CleanConfig(dedup="none", pii="off", decontaminate=[str(eval_path)]))
     assert [e.line for e in kept] == [2]
     step = next(s for s in report["steps"] if s["step"] == "decontaminate")
-    assert list(step["contaminated"].values()) == [["eval.jsonl:3"]]
+    assert list(step["contaminated"].values()) == [[f"{eval_path}:3"]]
 
 
 def test_data_clean_command_writes_rows_report_and_manifest(write_jsonl, tmp_path, capsys):
@@ -102,16 +102,45 @@ def test_preview_highlights_exactly_the_trained_tokens(tmp_path, capsys, smollm2
 
 def test_weighted_mix_resamples_each_source_to_its_share(write_jsonl):
     from tunesmith.config import load_config
-    from tunesmith.data.prepare import load_training_examples
+    from tunesmith.data.prepare import load_all
 
     a = write_jsonl("a.jsonl", [{"instruction": f"a{i}", "output": "x"} for i in range(30)])
     b = write_jsonl("b.csv", [])
     b.write_text("instruction,output\n" + "".join(f"b{i},y\n" for i in range(10)))
     cfg = load_config({"data": {"sources": [{"path": str(a), "weight": 1.0}, {"path": str(b), "weight": 3.0}]}})
-    examples, info = load_training_examples(cfg.data, seed=3)
+    loaded = load_all(cfg.data, seed=3)
+    examples = loaded.train
     assert len(examples) == 40
     from_b = [e for e in examples if e.file == str(b)]
     assert len(from_b) == 30 and len(set(e.line for e in from_b)) == 10  # upsampled: every row 3 times
-    assert [m["used"] for m in info["mix"]] == [10, 30]
-    again, _ = load_training_examples(cfg.data, seed=3)
+    assert [m["used"] for m in loaded.info["train"]["mix"]] == [10, 30]
+    again = load_all(cfg.data, seed=3).train
     assert [(e.file, e.line) for e in again] == [(e.file, e.line) for e in examples]  # deterministic
+
+
+def test_mixing_comes_after_dedup_and_after_the_validation_split(write_jsonl):
+    from tunesmith.config import load_config
+    from tunesmith.data.prepare import load_all
+
+    big = write_jsonl("big.jsonl", [{"instruction": f"x{i}", "output": "o"} for i in range(10)])
+    small = write_jsonl("small.jsonl", [{"instruction": f"y{i}", "output": "o"} for i in range(4)])
+    cfg = load_config({"data": {"sources": [{"path": str(big)}, {"path": str(small)}],
+                                "validation_fraction": 0.25, "clean": {"enabled": True}}})
+    loaded = load_all(cfg.data, seed=0)
+    val = {(e.file, e.line) for e in loaded.validation}
+    assert len(val) == 4 and not val & {(e.file, e.line) for e in loaded.train}  # no row in both splits
+    counts = {name: sum(e.file == str(p) for e in loaded.train) for name, p in (("big", big), ("small", small))}
+    assert counts["big"] == counts["small"] == 5  # equal weights survive dedup (which ran before mixing)
+
+
+def test_a_missing_file_is_fatal_even_when_skipping_bad_rows(write_jsonl, tmp_path):
+    import pytest
+
+    from tunesmith.config import load_config
+    from tunesmith.data.prepare import load_all
+    from tunesmith.errors import TunesmithError
+
+    good = write_jsonl("good.jsonl", [{"instruction": "a", "output": "b"}])
+    cfg = load_config({"data": {"train": [str(good), str(tmp_path / "typo.jsonl")], "on_error": "skip"}})
+    with pytest.raises(TunesmithError, match="file not found"):
+        load_all(cfg.data, seed=0)

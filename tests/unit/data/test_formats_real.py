@@ -136,3 +136,17 @@ def test_csv_with_a_short_row_names_its_line(tmp_path):
     with pytest.raises(TunesmithError) as e:
         load(f)
     assert e.value.problems[0].line == 4 and "header has 2" in e.value.problems[0].problem
+
+
+def test_csv_bad_byte_costs_one_line_and_a_bom_is_dropped(tmp_path):
+    f = tmp_path / "big.csv"
+    lines = [b"instruction,output"] + [f"q{i},a{i}".encode() for i in range(1, 10001)]
+    lines[5001] = b"caf\xe9,latin-1"
+    f.write_bytes(b"\n".join(lines) + b"\n")
+    report = LoadReport()
+    rows = load_examples([str(f)], on_error="skip", report=report)
+    assert len(rows) == 9999 and [p.line for p in report.problems] == [5002]
+    assert rows[-1].messages[0]["content"] == "q10000"
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes(b"\xef\xbb\xbfinstruction,output\na,b\n")
+    assert load_examples([str(bom)])[0].messages[0]["content"] == "a"

@@ -101,5 +101,27 @@ def test_no_chat_template_is_an_error(tokenizer):
 
     tok = copy.deepcopy(tokenizer)
     tok.chat_template = None
-    with pytest.raises(ValueError, match="chat template"):
+    from tunesmith.errors import TunesmithError
+
+    with pytest.raises(TunesmithError, match="model.chat_template"):
         tokenize_examples(tok, _examples(1), max_length=64)
+
+
+def test_a_template_that_raises_is_a_located_problem_not_a_crash(tokenizer):
+    import copy
+
+    tok = copy.deepcopy(tokenizer)
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+                         "{% endif %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}")
+    ex = [Example([{"role": "system", "content": "s"}, {"role": "user", "content": "a"},
+                   {"role": "assistant", "content": "b"}], "data.jsonl", 9)]
+    rows, _, problems = tokenize_examples(tok, ex, max_length=64)
+    assert rows == [] and problems[0].line == 9 and "refused" in problems[0].problem
+
+
+def test_tool_calls_the_template_drops_are_reported(tokenizer):
+    call = {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+    msgs = [{"role": "user", "content": "Weather?"}, {"role": "assistant", "content": "", "tool_calls": [call]},
+            {"role": "tool", "content": "3 C", "tool_call_id": "c1"}, {"role": "assistant", "content": "3 C."}]
+    _, _, problems = tokenize_examples(tokenizer, [Example(msgs, "t.jsonl", 4)], max_length=256)
+    assert problems and "does not render tool calls" in problems[0].problem  # SmolLM2's ChatML drops them
