@@ -151,6 +151,83 @@ def data_clean(target: str | Path, overrides: list[str] | dict | None = None, ou
     return out
 
 
+def _write_rows(out: Path, name: str, examples: list) -> dict:
+    import json
+
+    from tunesmith.data.curate import to_row
+    from tunesmith.models.loading import file_sha256
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / name, "w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(to_row(ex), ensure_ascii=False) + "\n")
+    return {"path": str(out / name), "rows": len(examples), "sha256": file_sha256(out / name)}
+
+
+def data_augment(target: str | Path, overrides: list[str] | dict | None = None, *, methods: list[str],
+                 fraction: float = 0.2, max_fraction: float = 0.3, model: str | None = None,
+                 out: str | Path | None = None) -> Path:
+    """Augmented copies of a fraction of the training rows (labelled synthetic), deduplicated
+    against the real rows, filtered and capped at `max_fraction` of the final set; writes the final
+    rows, a report and a manifest into `out`."""
+    from tunesmith.data.augment import augment_examples
+    from tunesmith.data.prepare import check_files, data_files
+    from tunesmith.data.synth import finalize_synthetic
+    from tunesmith.models.loading import file_sha256
+    from tunesmith.runs import versions, write_json
+
+    cfg = data_config(target, overrides)
+    check_files(cfg.data)
+    real = _training_rows(cfg)
+    loaded = load(model) if model else None
+    copies, aug_report = augment_examples(real, methods=methods, fraction=fraction, seed=cfg.seed, model=loaded)
+    final, fin_report = finalize_synthetic(real, copies, max_fraction=max_fraction, seed=cfg.seed, dedup="exact")
+    out = Path(out or Path("data-augment") / cfg.name)
+    written = _write_rows(out, "augmented.jsonl", final)
+    write_json(out / "augment_report.json", {"augment": aug_report, "finalize": fin_report})
+    write_json(out / "manifest.json", {"step": "augment", "methods": methods, "fraction": fraction,
+                                       "max_fraction": max_fraction, "model": model, "seed": cfg.seed,
+                                       "inputs": [{"path": p, "sha256": file_sha256(p)} for p in data_files(cfg.data)],
+                                       "output": written, "versions": versions()})
+    return out
+
+
+def data_synth(seed_tasks: str | Path, *, n: int, model: str = "smollm2-135m-instruct", real: str | None = None,
+               max_fraction: float = 0.3, seed: int = 42, max_new_tokens: int = 256,
+               out: str | Path | None = None) -> Path:
+    """Self-instruct synthetic rows from seed tasks with a local model, labelled synthetic,
+    deduplicated against `real` (and each other), filtered and capped; writes rows, report, manifest."""
+    from tunesmith.data.readers import iter_rows
+    from tunesmith.data.synth import finalize_synthetic, self_instruct, to_examples
+    from tunesmith.errors import Problem, TunesmithError
+    from tunesmith.models.loading import file_sha256
+    from tunesmith.runs import versions, write_json
+
+    tasks, bad = [], []
+    for line, row in iter_rows(seed_tasks):
+        (bad if isinstance(row, Problem) else tasks).append(row)
+    if bad:
+        raise TunesmithError(bad[:50], title=f"{len(bad)} unreadable rows in {seed_tasks}:")
+    gen_report: dict = {}
+    rows = self_instruct(tasks, load(model), n=n, seed=seed, max_new_tokens=max_new_tokens, report=gen_report)
+    real_rows = _training_rows(data_config(real)) if real else []
+    final, fin_report = finalize_synthetic(real_rows, to_examples(rows), max_fraction=max_fraction, seed=seed)
+    out = Path(out or "data-synth")
+    written = _write_rows(out, "synthetic.jsonl", [e for e in final if e.extra.get("synthetic")])
+    write_json(out / "synth_report.json", {"generate": gen_report, "finalize": fin_report})
+    write_json(out / "manifest.json", {"step": "synth", "model": model, "n": n, "seed": seed,
+                                       "inputs": [{"path": str(seed_tasks), "sha256": file_sha256(seed_tasks)}]
+                                       + ([{"path": real, "sha256": file_sha256(real)}] if real else []),
+                                       "output": written, "versions": versions()})
+    return out
+
+
+def _training_rows(cfg: RunConfig) -> list:
+    from tunesmith.data.prepare import load_all
+
+    return load_all(cfg.data, cfg.seed).train
+
+
 def data_split(path: str | Path, ratios: dict[str, float], *, method: str = "random", key: str | None = None,
                seed: int = 42, out: str | Path | None = None) -> Path:
     """Split a data file's raw rows into files named after `ratios` (train.jsonl, ...), with a

@@ -173,6 +173,20 @@ def cmd_data(args) -> int:
             print(f"  {step['step']:<14} {step['rows_before']:>7} -> {step['rows_after']:<7} {extra or ''}")
         print(f"wrote {out}/clean.jsonl, clean_report.json, manifest.json")
         return 0
+    if args.data_command in ("augment", "synth"):
+        if args.data_command == "augment":
+            out = api.data_augment(args.target, args.overrides, methods=args.methods.split(","),
+                                   fraction=args.fraction, max_fraction=args.max_fraction, model=args.model,
+                                   out=args.out)
+            report = json.loads((out / "augment_report.json").read_text())
+        else:
+            out = api.data_synth(args.target, n=args.n, model=args.model, real=args.real,
+                                 max_fraction=args.max_fraction, seed=args.seed, out=args.out)
+            report = json.loads((out / "synth_report.json").read_text())
+        fin = report["finalize"]
+        print(json.dumps({k: v for k, v in fin.items() if not isinstance(v, list)}, indent=1))
+        print(f"wrote {out}/ (rows, report, manifest.json)")
+        return 0
     if args.data_command == "split":
         ratios = _parse_ratios(args.ratios)
         out = api.data_split(args.target, ratios, method=args.method, key=args.key, seed=args.seed, out=args.out)
@@ -221,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--max-new-tokens", type=int, default=256 if name == "chat" else 128)
         s.add_argument("--temperature", type=float, default=0.7 if name == "chat" else 0.0,
                        help="0 means greedy decoding")
-    d = sub.add_parser("data", help="data tools: validate, preview, clean, split", description="data tools")
+    d = sub.add_parser("data", help="data tools: validate, preview, clean, split, augment, synth", description="data tools")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     for name, help_text in (("validate", "check every row (file:line errors) and print statistics"),
                             ("preview", "show tokenized rows with the trained tokens highlighted")):
@@ -246,6 +260,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--key", default=None, help="label (stratified), date (temporal) or group (grouped) field")
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--out", default=None, help="output folder (default <file>-split)")
+    s = dsub.add_parser("augment", help="augmented copies of some rows (typos, articles, entities, synonyms, "
+                        "paraphrase, back_translate), labelled synthetic, deduplicated and capped")
+    s.add_argument("target", help="a data file or a run config (YAML)")
+    s.add_argument("overrides", nargs="*", metavar="key=value")
+    s.add_argument("--methods", default="typos,drop_articles,swap_entities,synonyms",
+                   help="comma list; paraphrase and back_translate need --model")
+    s.add_argument("--fraction", type=float, default=0.2, help="share of rows to copy, per method")
+    s.add_argument("--max-fraction", type=float, default=0.3, help="cap on synthetic rows in the final set")
+    s.add_argument("--model", default=None, help="local model for paraphrase / back-translation")
+    s.add_argument("--out", default=None, help="output folder (default data-augment/<name>)")
+    s = dsub.add_parser("synth", help="self-instruct synthetic rows from seed tasks with a local model")
+    s.add_argument("target", help="seed tasks (.jsonl: instruction, instances: [{input, output}])")
+    s.add_argument("--n", type=int, default=20, help="rows to generate")
+    s.add_argument("--model", default="smollm2-135m-instruct")
+    s.add_argument("--real", default=None, help="real training data to deduplicate against and cap by")
+    s.add_argument("--max-fraction", type=float, default=0.3)
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--out", default=None, help="output folder (default data-synth)")
     s = sub.add_parser("models", help="list embedded and cached models")
     s.add_argument("--json", action="store_true")
     return p

@@ -30,8 +30,8 @@ from tunesmith.data.curate import map_texts, texts_of
 from tunesmith.data.formats import Example
 from tunesmith.errors import fail
 
-__all__ = ["METHODS", "add_typos", "augment_examples", "back_translate", "drop_articles", "load_entities",
-           "load_synonyms", "paraphrase", "replace_synonyms", "swap_entities", "swap_entities_record"]
+__all__ = ["METHODS", "add_typos", "augment_examples", "back_translate", "drop_articles", "generate_replies",
+           "load_entities", "load_synonyms", "paraphrase", "replace_synonyms", "swap_entities", "swap_entities_record"]
 
 _HERE = Path(__file__).parent
 # Spans that are never edited: inline code, URLs, e-mail addresses, and names joined by . / \ or
@@ -50,16 +50,24 @@ def _check_rate(rate: float) -> None:
         raise fail(f"rate={rate!r} is outside [0, 1]", "use a probability such as 0.1", field="rate")
 
 
+def _pieces(text: str) -> list[tuple[bool, str]]:
+    """`text` cut into (is_prose, piece) runs that join back to it exactly."""
+    out: list[tuple[bool, str]] = []
+    for n, (code, run) in enumerate(_segments(text.split("\n"))):
+        if n:
+            out.append((False, "\n"))
+        chunk = "\n".join(run)
+        if code:
+            out.append((False, chunk))
+            continue
+        # The capturing group keeps the protected spans, at odd indices.
+        out += [(i % 2 == 0, p) for i, p in enumerate(_PROTECTED.split(chunk)) if p]
+    return out
+
+
 def _map_prose(text: str, fn: Callable[[str], str]) -> str:
     """Apply `fn` to the prose pieces of `text`; fences, inline code and URLs pass through."""
-    out = []
-    for code, run in _segments(text.split("\n")):
-        chunk = "\n".join(run)
-        if not code:
-            parts = _PROTECTED.split(chunk)  # the capturing group keeps protected spans at odd indices
-            chunk = "".join(fn(p) if i % 2 == 0 and p else p for i, p in enumerate(parts))
-        out.append(chunk)
-    return "\n".join(out)
+    return "".join(fn(piece) if prose else piece for prose, piece in _pieces(text))
 
 
 def _at_sentence_start(text: str, pos: int) -> bool:
@@ -164,9 +172,8 @@ def _entity_mapping(texts: list[str], rng: random.Random, entities: dict) -> dic
     the text moves to a city of the new country ("Lyon, France" -> "Osaka, Japan").
     """
     pattern = _entity_pattern(entities)
-    found: dict[str, None] = {}
-    for text in texts:
-        _map_prose(text, lambda piece: found.update(dict.fromkeys(pattern.findall(piece))) or piece)
+    found = dict.fromkeys(name for text in texts for prose, piece in _pieces(text) if prose
+                          for name in pattern.findall(piece))
     used = set(found)
     mapping: dict[str, str] = {}
 
@@ -312,31 +319,37 @@ def _clean_reply(reply: str) -> str:
     return text
 
 
-def _generate(loaded, prompts: list[str], *, max_new_tokens: int, temperature: float, seed: int,
-              batch_size: int) -> list[str]:
-    """Replies to `prompts` through tunesmith.generate; "" for a reply cut off at max_new_tokens.
+def generate_replies(loaded, prompts: list[str], *, max_new_tokens: int, temperature: float, seed: int,
+                     batch_size: int = 8) -> list[tuple[str, bool]]:
+    """(cleaned reply, cut) for each prompt, through tunesmith.generate in batches of `batch_size`.
 
-    A reply that used up every token stopped mid-sentence, and half a paraphrase is a worse
-    training row than none.
+    `cut` says the reply used up all `max_new_tokens` and so stopped mid-sentence: half a
+    paraphrase or half an answer is a worse training row than none, but the caller decides.
     """
     from tunesmith.api import generate
 
-    out: list[str] = []
+    out: list[tuple[str, bool]] = []
     for i in range(0, len(prompts), batch_size):
         replies = generate(loaded, prompts[i:i + batch_size], max_new_tokens=max_new_tokens,
                            temperature=temperature, seed=seed + i)
         for reply in replies:
             n_tokens = len(loaded.tokenizer(reply, add_special_tokens=False)["input_ids"])
-            out.append("" if n_tokens >= max_new_tokens - 1 else _clean_reply(reply))
+            # -1: decoding and re-encoding can merge the last two tokens into one.
+            out.append((_clean_reply(reply), n_tokens >= max_new_tokens - 1))
     return out
+
+
+def _whole(replies: list[tuple[str, bool]]) -> list[str]:
+    return ["" if cut else text for text, cut in replies]
 
 
 def paraphrase(texts: list[str], loaded_model, *, max_new_tokens: int = 256, temperature: float = 0.7,
                seed: int = 0, batch_size: int = 8) -> list[str]:
     """A paraphrase of each text by a local model (tunesmith.load(...)); "" where it gave none."""
     template = _prompts()["paraphrase"]
-    return _generate(loaded_model, [template.format(text=t) for t in texts], max_new_tokens=max_new_tokens,
-                     temperature=temperature, seed=seed, batch_size=batch_size)
+    return _whole(generate_replies(loaded_model, [template.format(text=t) for t in texts],
+                                   max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
+                                   batch_size=batch_size))
 
 
 def back_translate(texts: list[str], loaded_model, pivot: str = "French", *, source: str = "English",
@@ -349,13 +362,30 @@ def back_translate(texts: list[str], loaded_model, pivot: str = "French", *, sou
     """
     template = _prompts()["translate"]
     kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size)
-    there = _generate(loaded_model, [template.format(text=t, source=source, target=pivot) for t in texts], **kw)
-    todo = [i for i, t in enumerate(there) if t]
-    back = _generate(loaded_model, [template.format(text=there[i], source=pivot, target=source) for i in todo], **kw)
+    there = _whole(generate_replies(loaded_model, [template.format(text=t, source=source, target=pivot)
+                                                   for t in texts], **kw))
+    todo = [i for i, t in enumerate(there) if t and _in_language(t, pivot)]
+    back = _whole(generate_replies(loaded_model, [template.format(text=there[i], source=pivot, target=source)
+                                                  for i in todo], **kw))
     out = [""] * len(texts)
     for i, text in zip(todo, back):
-        out[i] = text
+        out[i] = text if _in_language(text, source) else ""
     return out
+
+
+def _in_language(text: str, language: str) -> bool:
+    """False only when py3langid is confident that `text` is in another language than `language`.
+
+    Small models often "translate" by copying the text, or answer in the wrong language; the same
+    benefit of the doubt as clean.quality_reasons is given to short text.
+    """
+    from tunesmith.data.clean import MIN_LANGUAGE_CONFIDENCE, detect_language
+
+    code = _prompts()["languages"].get(language)
+    if code is None:
+        return True
+    found, confidence = detect_language(text)
+    return found == code or confidence < MIN_LANGUAGE_CONFIDENCE
 
 
 # --------------------------------------------------------------------------- records
@@ -409,10 +439,18 @@ def _rewrite_batch(chosen: list[Example], method: str, model, answers: bool, see
     else:
         new = back_translate(texts, model, pivot, seed=seed)
     replies = iter(new)
+    failed: list[str] = []
+
+    def put_back(text: str) -> str:
+        reply = next(replies)
+        if not reply:
+            failed.append(text)
+        return reply or text
+
     out: list[Example | None] = []
     for ex in chosen:  # second pass: put the rewrites back in the same order
-        failed = []
-        copy = _map_prompt(ex, lambda t: (lambda r: r if r else failed.append(t) or t)(next(replies)), answers)
+        failed.clear()
+        copy = _map_prompt(ex, put_back, answers)
         out.append(None if failed else copy)
     return out
 

@@ -46,7 +46,15 @@ def joined(ex: Example) -> str:
 
 
 def to_row(ex: Example) -> dict:
-    """A record in a shape the loaders read back (the cleaned file's format)."""
+    """A record in a shape the loaders read back (the cleaned file's format); synthetic rows keep
+    their label so that later steps and reports can tell them apart."""
+    row = _row(ex)
+    if ex.extra.get("synthetic"):
+        row["synthetic"] = True
+    return row
+
+
+def _row(ex: Example) -> dict:
     if ex.kind == "chat":
         return {"messages": ex.messages, **({"tools": ex.extra["tools"]} if ex.extra.get("tools") else {})}
     if ex.kind == "preference":

@@ -144,3 +144,30 @@ def test_a_missing_file_is_fatal_even_when_skipping_bad_rows(write_jsonl, tmp_pa
     cfg = load_config({"data": {"train": [str(good), str(tmp_path / "typo.jsonl")], "on_error": "skip"}})
     with pytest.raises(TunesmithError, match="file not found"):
         load_all(cfg.data, seed=0)
+
+
+def test_data_augment_command_labels_caps_and_reports(tmp_path, capsys):
+    from pathlib import Path
+
+    train = Path(__file__).resolve().parents[3] / "examples" / "quickstart" / "train.jsonl"
+    out = tmp_path / "aug"
+    assert main(["data", "augment", str(train), "--methods", "typos,drop_articles", "--fraction", "0.5",
+                 "--max-fraction", "0.2", "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in (out / "augmented.jsonl").read_text().splitlines()]
+    synthetic = [r for r in rows if r.get("synthetic")]
+    assert len(rows) - len(synthetic) == 320
+    assert 0 < len(synthetic) <= 80 and len(synthetic) / len(rows) <= 0.2  # 20% cap of the final set
+    report = json.loads((out / "augment_report.json").read_text())["finalize"]
+    assert report["kept"] == len(synthetic) and report["generated"] >= report["kept"]
+    assert json.loads((out / "manifest.json").read_text())["output"]["rows"] == len(rows)
+
+
+def test_data_synth_writes_labelled_rows_and_a_report(tmp_path, tiny_model_dir, shared_data):
+    from tunesmith.api import data_synth
+
+    out = data_synth(shared_data("alpaca/seed_tasks.jsonl"), n=2, model=str(tiny_model_dir), max_new_tokens=8,
+                     out=tmp_path / "syn")
+    report = json.loads((out / "synth_report.json").read_text())
+    assert report["finalize"]["generated"] >= report["finalize"]["kept"]
+    rows = [json.loads(x) for x in (out / "synthetic.jsonl").read_text().splitlines()]
+    assert all(r["synthetic"] is True for r in rows) and len(rows) == report["finalize"]["kept"]
