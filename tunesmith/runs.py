@@ -90,8 +90,17 @@ def _trim_metrics(run_dir: Path, keep_through_step: int) -> None:
 
 
 def last_checkpoint(run_dir: Path) -> str | None:
-    """Newest complete checkpoint (the trainer writes trainer_state.json last)."""
-    ckpts = [p for p in (run_dir / "checkpoints").glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    """Newest complete checkpoint. The trainer writes trainer_state.json last (after weights,
+    optimizer, scheduler and RNG states), so a checkpoint is complete when that file exists and
+    parses: a kill during any write leaves one that is skipped, never one that looks whole."""
+    def complete(p: Path) -> bool:
+        try:
+            json.loads((p / "trainer_state.json").read_text())
+            return p.name.rsplit("-", 1)[1].isdigit()
+        except (OSError, ValueError):
+            return False
+
+    ckpts = [p for p in (run_dir / "checkpoints").glob("checkpoint-*") if complete(p)]
     ckpts.sort(key=lambda p: int(p.name.rsplit("-", 1)[1]))
     return str(ckpts[-1]) if ckpts else None
 

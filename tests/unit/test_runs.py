@@ -32,11 +32,11 @@ def test_finished_run_is_refused_then_replaced_with_overwrite(tmp_path):
 
 def test_unfinished_run_resumes_from_the_newest_complete_checkpoint(tmp_path):
     run_dir, _ = runs.prepare_run_dir(_cfg(tmp_path))
-    for step, complete in ((2, True), (10, True), (12, False)):
+    for step, state in ((2, "{}"), (10, "{}"), (12, None), (14, '{"global_step": 1')):
         ck = run_dir / "checkpoints" / f"checkpoint-{step}"
         ck.mkdir(parents=True)
-        if complete:
-            (ck / "trainer_state.json").write_text("{}")
+        if state is not None:  # 12: killed before its state was written; 14: killed while writing it
+            (ck / "trainer_state.json").write_text(state)
     _, resume = runs.prepare_run_dir(_cfg(tmp_path))
     assert resume.endswith("checkpoint-10")  # numeric order, and the half-written 12 is ignored
 
