@@ -147,6 +147,9 @@ class TrainConfig:
     logging_steps: int = _f(5, "Log loss, learning rate and tokens/s every this many steps.")
     eval_steps: int = _f(0, "Compute eval loss every this many steps (0: only at the end).")
     save_steps: int = _f(50, "Write a resumable checkpoint every this many steps.")
+    early_stopping_patience: int = _f(0, "Stop after this many evaluations without eval-loss improvement, and "
+                                      "keep the best checkpoint's weights (0: off; needs eval_steps).")
+    early_stopping_threshold: float = _f(0.0, "Smallest eval-loss decrease that counts as an improvement.")
     save_total_limit: int = _f(2, "Keep at most this many checkpoints.")
 
 
@@ -401,6 +404,11 @@ def _cross_check(cfg: RunConfig, errors: Collector, lines: dict[str, int], file:
         bad("lora.dropout", f"{lo.dropout} is outside [0, 1)", "use e.g. 0.05")
     if t.eval_steps < 0:
         bad("train.eval_steps", f"{t.eval_steps} is negative", "use 0 (end of training only) or a step count")
+    if t.early_stopping_patience < 0:
+        bad("train.early_stopping_patience", f"{t.early_stopping_patience} is negative", "use 0 (off) or more")
+    if t.early_stopping_patience > 0 and t.eval_steps == 0:
+        bad("train.early_stopping_patience", "early stopping needs periodic evaluation",
+            "set train.eval_steps (e.g. 20) and validation data")
     if t.eval_steps > 0 and not (d.validation or d.validation_fraction > 0):
         bad("train.eval_steps", "eval_steps is set but there is no validation data",
             "set data.validation or data.validation_fraction, or set train.eval_steps=0")

@@ -118,3 +118,16 @@ def test_packed_training_reports_its_efficiency(tiny_config):
     from tunesmith.runs import read_metrics
 
     assert any("eval_loss" in m for m in read_metrics(run_dir))  # eval rows stay unpacked and padded
+
+
+def test_early_stopping_stops_and_keeps_the_best(tiny_config):
+    # A threshold no eval can beat: the second evaluation stops the run; the kept weights are those
+    # of the lowest eval loss.
+    run_dir = _run(tiny_config, train__max_steps=20, train__eval_steps=2, train__early_stopping_patience=1,
+                   train__early_stopping_threshold=10.0)
+    result = json.loads((run_dir / "manifest.json").read_text())["result"]
+    assert result["steps"] == 4 and result["stopped_early"] is True
+    from tunesmith.runs import read_metrics
+
+    evals = {m["step"]: m["eval_loss"] for m in read_metrics(run_dir) if "eval_loss" in m}
+    assert result["best_checkpoint"].endswith(f"checkpoint-{min(evals, key=evals.get)}")

@@ -123,7 +123,11 @@ def _training_arguments(train, run_dir: Path, precision: str, seed: int, has_eva
         eval_strategy="steps" if has_eval and train.eval_steps > 0 else "no",
         eval_steps=train.eval_steps or None,
         save_strategy="steps",
-        save_steps=train.save_steps,
+        # Early stopping keeps the best checkpoint, so checkpoints must fall on evaluation steps.
+        save_steps=train.eval_steps if train.early_stopping_patience else train.save_steps,
+        load_best_model_at_end=bool(train.early_stopping_patience),
+        metric_for_best_model="eval_loss" if train.early_stopping_patience else None,
+        greater_is_better=False if train.early_stopping_patience else None,
         save_total_limit=train.save_total_limit,
         seed=seed,
         data_seed=seed,
@@ -215,12 +219,19 @@ def run(cfg, show_progress: bool = True) -> Path:
                       data_collator=collator,
                       callbacks=[_make_logger_callback(run_dir, show_progress)])
     trainer.remove_callback(PrinterCallback)  # it would print raw log dicts over our progress bar
+    if cfg.train.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+
+        trainer.add_callback(EarlyStoppingCallback(cfg.train.early_stopping_patience,
+                                                   cfg.train.early_stopping_threshold))
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.time() - t0
 
     # --- evaluate
     final = {"train_loss": result.training_loss, "steps": trainer.state.global_step,
+             "stopped_early": bool(cfg.train.early_stopping_patience) and trainer.state.global_step < args.max_steps,
+             "best_checkpoint": trainer.state.best_model_checkpoint,
              "train_seconds": round(seconds, 1), "tokens_seen": trainer.state.num_input_tokens_seen,
              "tokens_per_s": round(trainer.state.num_input_tokens_seen / seconds, 1) if seconds else None}
     if eval_ds is not None:
