@@ -25,7 +25,7 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
     from tunesmith.recipes import RECIPES
 
     cfg = _config(config, overrides)
-    return RECIPES["sft"](cfg, show_progress=show_progress)
+    return RECIPES[cfg.recipe](cfg, show_progress=show_progress)
 
 
 def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict | None = None,
@@ -39,7 +39,7 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
 
     from tunesmith.data.inspect import statistics
     from tunesmith.data.prepare import check_kinds, load_all
-    from tunesmith.data.templates import Tokenized, tokenize_examples
+    from tunesmith.data.templates import PrepStats, Tokenized, tokenize_examples
     from tunesmith.models.loading import load_tokenizer, resolve
 
     cfg = _config(config, overrides)
@@ -57,7 +57,7 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
         convs = [replace(e, messages=_conversation_view(e)) for e in examples]
         chats = [e for e in convs if e.messages is not None]
         rows, stats, problems = tokenize_examples(tok, chats, cfg.data.max_length, cfg.data.overlong,
-                                                  cfg.data.train_on)
+                                                  cfg.data.train_on) if chats else ([], PrepStats(), [])
         for e in convs:  # raw text and classification rows: lengths only, no loss mask
             if e.messages is None:
                 ids = tok(e.extra["text"], add_special_tokens=False)["input_ids"]

@@ -30,7 +30,10 @@ def cmd_train(args) -> int:
 def cmd_validate(args) -> int:
     from tunesmith.api import validate
 
-    report = validate(args.config, args.overrides, kinds=("chat",))
+    from tunesmith.api import _config
+
+    cfg = _config(args.config, args.overrides)
+    report = validate(cfg, kinds=("chat",) if cfg.recipe == "sft" else ("classification",))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

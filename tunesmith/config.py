@@ -155,6 +155,9 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
+    recipe: Literal["sft", "classify"] = _f("sft", "What to train: sft (instruction/chat, causal LM) or classify "
+                                              "(a classification head on text/label rows; use an encoder such as "
+                                              "all-minilm-l6-v2).")
     name: str | None = _f(None, "Run name; the run directory is <output_dir>/<name>. Defaults to the config file's stem.")
     output_dir: str = _f("runs", "Folder that holds run directories (relative to the current directory).")
     seed: int = _f(42, "Seed for data shuffling, splits, LoRA init and dropout.")

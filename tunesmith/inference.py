@@ -47,6 +47,11 @@ def load(run_or_model: str) -> Loaded:
         # The adapter folder carries the tokenizer the run trained with (chat template included).
         return Loaded(model.eval(), _pad(AutoTokenizer.from_pretrained(path / "adapter")),
                       f"{cfg.model.name} + {path / 'adapter'}")
+    from tunesmith.models.registry import embedded_models
+
+    if embedded_models().get(run_or_model, {}).get("kind") == "encoder":
+        raise fail(f"'{run_or_model}' is an encoder: it classifies or embeds text, it does not generate",
+                   "generate with a causal LM, e.g. smollm2-135m-instruct, or train it with recipe: classify")
     try:
         source = resolve(run_or_model)
     except TunesmithError as e:

@@ -213,3 +213,8 @@ def test_config_read_problems_are_clear_errors(tmp_path, capsys):
 def test_generate_on_a_folder_that_is_neither_run_nor_model(tmp_path, capsys):
     assert main(["generate", str(tmp_path), "--prompt", "hi"]) == 2
     assert "neither a run directory" in capsys.readouterr().err
+
+
+def test_generate_refuses_an_encoder(capsys):
+    assert main(["generate", "all-minilm-l6-v2", "--prompt", "hi"]) == 2
+    assert "is an encoder" in capsys.readouterr().err

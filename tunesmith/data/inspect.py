@@ -54,7 +54,7 @@ def statistics(examples: list, tokenized_stats, tokenized_rows: list, tokenizer,
         for m in e.messages or []:
             if isinstance(m.get("content"), str) and not m["content"].strip() and not m.get("tool_calls"):
                 blank[m["role"]] += 1
-    eot = end_of_turn_ids(tokenizer)
+    eot = end_of_turn_ids(tokenizer) if tokenizer.chat_template else set()
     ends_trained = sum(1 for r in tokenized_rows
                        if any(lab in eot for lab in r.labels if lab != IGNORE_INDEX))
     s = tokenized_stats.summary()
@@ -69,7 +69,7 @@ def statistics(examples: list, tokenized_stats, tokenized_rows: list, tokenizer,
                             "dropped_no_loss": s["dropped_no_loss"]},
         "loss_token_fraction": s["loss_token_fraction"],
         "end_of_turn_trained": {"rows": ends_trained, "of": len(tokenized_rows),
-                                "tokens": sorted(tokenizer.convert_ids_to_tokens(sorted(eot)))},
+                                "tokens": sorted(tokenizer.convert_ids_to_tokens(sorted(eot))) if eot else []},
     }
 
 

