@@ -33,7 +33,8 @@ def cmd_validate(args) -> int:
     from tunesmith.api import _config
 
     cfg = _config(args.config, args.overrides)
-    report = validate(cfg, kinds=("chat",) if cfg.recipe == "sft" else ("classification",))
+    kinds = {"sft": ("chat",), "classify": ("classification",), "dpo": ("preference",)}[cfg.recipe]
+    report = validate(cfg, kinds=kinds)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

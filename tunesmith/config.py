@@ -154,10 +154,17 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PreferenceConfig:
+    beta: float = _f(0.1, "DPO temperature: how far the policy may move from the reference model.")
+    loss: Literal["sigmoid", "ipo", "hinge", "robust"] = _f("sigmoid", "DPO loss variant (trl's loss_type).")
+    label_smoothing: float = _f(0.0, "Assumed share of flipped preference labels (the robust loss uses it).")
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    recipe: Literal["sft", "classify"] = _f("sft", "What to train: sft (instruction/chat, causal LM) or classify "
-                                              "(a classification head on text/label rows; use an encoder such as "
-                                              "all-minilm-l6-v2).")
+    recipe: Literal["sft", "classify", "dpo"] = _f(
+        "sft", "What to train: sft (instruction/chat, causal LM), classify (a classification head on text/label "
+        "rows; use an encoder such as all-minilm-l6-v2), or dpo (preference pairs, through trl's DPOTrainer).")
     name: str | None = _f(None, "Run name; the run directory is <output_dir>/<name>. Defaults to the config file's stem.")
     output_dir: str = _f("runs", "Folder that holds run directories (relative to the current directory).")
     seed: int = _f(42, "Seed for data shuffling, splits, LoRA init and dropout.")
@@ -166,6 +173,7 @@ class RunConfig:
     data: DataConfig = _f(DataConfig, "Training and validation data.")
     lora: LoraConfig = _f(LoraConfig, "LoRA settings (used when train.method is lora).")
     train: TrainConfig = _f(TrainConfig, "Optimisation settings.")
+    preference: PreferenceConfig = _f(PreferenceConfig, "DPO settings (recipe: dpo).")
     config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
 
 
@@ -403,6 +411,10 @@ def _cross_check(cfg: RunConfig, errors: Collector, lines: dict[str, int], file:
             bad(key, f"{value} is negative", "use 0 or a positive number")
     if t.save_total_limit < 1:
         bad("train.save_total_limit", f"{t.save_total_limit} keeps no checkpoint", "use at least 1 (resume needs one)")
+    if cfg.preference.beta <= 0:
+        bad("preference.beta", f"{cfg.preference.beta} must be positive", "use e.g. 0.1")
+    if not 0 <= cfg.preference.label_smoothing < 0.5:
+        bad("preference.label_smoothing", f"{cfg.preference.label_smoothing} is outside [0, 0.5)", "use e.g. 0.1")
     if not 0 <= lo.dropout < 1:
         bad("lora.dropout", f"{lo.dropout} is outside [0, 1)", "use e.g. 0.05")
     if t.eval_steps < 0:

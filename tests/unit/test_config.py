@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunesmith.config import (CleanConfig, DataConfig, DataSource, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
+from tunesmith.config import (CleanConfig, DataConfig, DataSource, PreferenceConfig, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
                               load_config, to_dict)
 from tunesmith.errors import TunesmithError
 
@@ -494,9 +494,9 @@ def test_describe_covers_every_field_with_help():
     rows = describe()
     keys = [r[0] for r in rows]
     expected = [f.name for f in dataclasses.fields(RunConfig)
-                if f.name not in ("config_path", "model", "data", "lora", "train")]
+                if f.name not in ("config_path", "model", "data", "lora", "train", "preference")]
     for section, cls in (("model", ModelConfig), ("data", DataConfig), ("lora", LoraConfig),
-                         ("train", TrainConfig)):
+                         ("train", TrainConfig), ("preference", PreferenceConfig)):
         expected += [f"{section}.{f.name}" for f in dataclasses.fields(cls) if f.name != "clean"]
     expected += [f"data.sources[].{f.name}" for f in dataclasses.fields(DataSource)]
     expected += [f"data.clean.{f.name}" for f in dataclasses.fields(CleanConfig)]

@@ -1,5 +1,5 @@
 """Training recipes: name -> function taking a RunConfig and returning the run directory."""
 
-from tunesmith.recipes import classify, sft
+from tunesmith.recipes import classify, preference, sft
 
-RECIPES = {"sft": sft.run, "classify": classify.run}
+RECIPES = {"sft": sft.run, "classify": classify.run, "dpo": preference.run}

@@ -79,9 +79,9 @@ def _make_logger_callback(run_dir: Path, show_progress: bool):
         def on_log(self, args, state, control, logs=None, **kw):
             logs = dict(logs or {})
             row = {"step": state.global_step, "epoch": round(state.epoch or 0.0, 4)}
-            for key in ("loss", "eval_loss", "learning_rate", "grad_norm"):
-                if key in logs:
-                    row[key] = logs[key]
+            for key, value in logs.items():  # loss, eval_loss, learning_rate, grad_norm, rewards/... (DPO)
+                if isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second", "epoch")):
+                    row[key] = value
             if "loss" in logs:
                 row["tokens_per_s"] = round(self.tokens_per_s(state), 1)
                 row["tokens_seen"] = state.num_input_tokens_seen

@@ -1,0 +1,107 @@
+"""Preference alignment with DPO (and its loss variants) through trl's DPOTrainer.
+
+Reads top to bottom: setup -> data -> model -> train -> save. Rows are preference records
+(prompt, chosen, rejected as conversations); trl applies the chat template and computes the
+loss. With LoRA the reference model is the base with the adapter disabled (no second copy).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from tunesmith import runs
+
+
+def run(cfg, show_progress: bool = True) -> Path:
+    """Train with DPO according to `cfg` (recipe: dpo); returns the run directory."""
+    from datasets import Dataset
+    from transformers import PrinterCallback, set_seed
+    from trl import DPOConfig, DPOTrainer
+
+    from tunesmith.config import dump_yaml
+    from tunesmith.data.prepare import check_kinds, data_files, load_all
+    from tunesmith.data.templates import require_template
+    from tunesmith.hardware import resolve_precision, training_attention
+    from tunesmith.models.loading import load_model, load_tokenizer, resolve
+    from tunesmith.recipes.sft import _make_logger_callback
+
+    # --- setup
+    set_seed(cfg.seed)
+    precision = resolve_precision(cfg.train.precision)
+    source = resolve(cfg.model.name, cfg.model.gguf_file)
+    tokenizer = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
+    require_template(tokenizer)
+
+    # --- data
+    loaded = load_all(cfg.data, cfg.seed)
+    check_kinds(loaded.train + loaded.validation, ("preference",))
+
+    def rows(examples):
+        return Dataset.from_list([{"prompt": e.messages, "chosen": e.extra["chosen"], "rejected": e.extra["rejected"]}
+                                  for e in examples])
+
+    train_ds = rows(loaded.train)
+    eval_ds = rows(loaded.validation) if loaded.validation else None
+    run_dir, resume_from = runs.prepare_run_dir(cfg)
+    (run_dir / runs.CONFIG_FILE).write_text(dump_yaml(cfg))
+    manifest = runs.build_manifest(cfg, data_files=data_files(cfg.data), model_source=source, precision=precision)
+    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+    runs.write_json(run_dir / "data_report.json", {"load": loaded.info, "train_rows": len(train_ds),
+                                                   "validation_rows": len(loaded.validation)})
+
+    # --- model
+    attention = training_attention(cfg.model.attention, cfg.data.max_length)
+    model = load_model(source, cfg.model.trust_remote_code, attention=attention)
+    model.config.use_cache = False
+    peft_config = None
+    if cfg.train.method == "lora":
+        from peft import LoraConfig
+
+        targets = cfg.lora.target_modules
+        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+                                 task_type="CAUSAL_LM",
+                                 target_modules="all-linear" if targets == ["all-linear"] else targets)
+
+    # --- train
+    t, p = cfg.train, cfg.preference
+    args = DPOConfig(
+        output_dir=str(run_dir / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
+        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
+        bf16=precision[0] == "bf16", use_cpu=not _cuda(),
+        # trl turns checkpointing on by default; here it is the config's decision (off: 15-30% faster on CPU).
+        gradient_checkpointing=t.gradient_checkpointing,
+        logging_steps=t.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=t.save_steps,
+        save_total_limit=t.save_total_limit, eval_strategy="steps" if eval_ds is not None and t.eval_steps else "no",
+        eval_steps=t.eval_steps or None, seed=cfg.seed, data_seed=cfg.seed, report_to="none", disable_tqdm=True,
+        beta=p.beta, loss_type=[p.loss], label_smoothing=p.label_smoothing, max_length=cfg.data.max_length,
+        include_num_input_tokens_seen="non_padding")
+    trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                         processing_class=tokenizer, peft_config=peft_config,
+                         callbacks=[_make_logger_callback(run_dir, show_progress)])
+    trainer.remove_callback(PrinterCallback)
+    t0 = time.time()
+    result = trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.time() - t0
+
+    # --- save
+    last = [h for h in trainer.state.log_history if "rewards/margins" in h]
+    final = {"train_loss": result.training_loss, "steps": trainer.state.global_step,
+             "train_seconds": round(seconds, 1),
+             "rewards_margins": last[-1]["rewards/margins"] if last else None,
+             "rewards_accuracies": last[-1].get("rewards/accuracies") if last else None}
+    out = run_dir / ("adapter" if cfg.train.method == "lora" else "model")
+    trainer.model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
+                    resumed_from=resume_from, output=out.name)
+    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+    return run_dir
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
