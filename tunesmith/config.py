@@ -158,13 +158,16 @@ class PreferenceConfig:
     beta: float = _f(0.1, "DPO temperature: how far the policy may move from the reference model.")
     loss: Literal["sigmoid", "ipo", "hinge", "robust"] = _f("sigmoid", "DPO loss variant (trl's loss_type).")
     label_smoothing: float = _f(0.0, "Assumed share of flipped preference labels (the robust loss uses it).")
+    desirable_weight: float = _f(1.0, "KTO: loss weight of desirable (label true) completions.")
+    undesirable_weight: float = _f(1.0, "KTO: loss weight of undesirable (label false) completions.")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    recipe: Literal["sft", "classify", "dpo"] = _f(
+    recipe: Literal["sft", "classify", "dpo", "kto"] = _f(
         "sft", "What to train: sft (instruction/chat, causal LM), classify (a classification head on text/label "
-        "rows; use an encoder such as all-minilm-l6-v2), or dpo (preference pairs, through trl's DPOTrainer).")
+        "rows; use an encoder such as all-minilm-l6-v2), dpo (preference pairs, trl's DPOTrainer) or kto "
+        "(unpaired prompt/completion/label rows, trl's KTOTrainer).")
     name: str | None = _f(None, "Run name; the run directory is <output_dir>/<name>. Defaults to the config file's stem.")
     output_dir: str = _f("runs", "Folder that holds run directories (relative to the current directory).")
     seed: int = _f(42, "Seed for data shuffling, splits, LoRA init and dropout.")
@@ -173,7 +176,7 @@ class RunConfig:
     data: DataConfig = _f(DataConfig, "Training and validation data.")
     lora: LoraConfig = _f(LoraConfig, "LoRA settings (used when train.method is lora).")
     train: TrainConfig = _f(TrainConfig, "Optimisation settings.")
-    preference: PreferenceConfig = _f(PreferenceConfig, "DPO settings (recipe: dpo).")
+    preference: PreferenceConfig = _f(PreferenceConfig, "DPO and KTO settings (recipe: dpo or kto).")
     config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
 
 

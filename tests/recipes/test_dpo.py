@@ -37,3 +37,14 @@ def test_dpo_loss_variants_run(tmp_path, tiny_model_dir):
                                            "preference.label_smoothing": 0.1 if loss == "robust" else 0.0},
                                   show_progress=False)
         assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed", loss
+
+
+def test_kto_lora_on_the_shipped_rows(tmp_path, tiny_model_dir):
+    config = CONFIG.with_name("kto-lora.yaml")
+    run_dir = tunesmith.train(config, {"output_dir": str(tmp_path), "model.name": str(tiny_model_dir),
+                                       "train.max_steps": 4, "train.logging_steps": 1, "train.learning_rate": 1e-2,
+                                       "train.precision": "fp32"}, show_progress=False)
+    steps = [m for m in read_metrics(run_dir) if "loss" in m]
+    assert len(steps) == 4 and all(math.isfinite(m["loss"]) for m in steps)
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
+    assert (run_dir / "adapter" / "adapter_model.safetensors").exists()

@@ -2,4 +2,4 @@
 
 from tunesmith.recipes import classify, preference, sft
 
-RECIPES = {"sft": sft.run, "classify": classify.run, "dpo": preference.run}
+RECIPES = {"sft": sft.run, "classify": classify.run, "dpo": preference.run, "kto": preference.run}

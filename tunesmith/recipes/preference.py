@@ -1,8 +1,9 @@
-"""Preference alignment with DPO (and its loss variants) through trl's DPOTrainer.
+"""Preference alignment through trl: DPO (and its loss variants) and KTO.
 
-Reads top to bottom: setup -> data -> model -> train -> save. Rows are preference records
-(prompt, chosen, rejected as conversations); trl applies the chat template and computes the
-loss. With LoRA the reference model is the base with the adapter disabled (no second copy).
+Reads top to bottom: setup -> data -> model -> train -> save. DPO rows are preference records
+(prompt, chosen, rejected as conversations), KTO rows unpaired (prompt, completion, label); trl
+applies the chat template and computes the loss. With LoRA the reference model is the base with
+the adapter disabled (no second copy).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ def run(cfg, show_progress: bool = True) -> Path:
     """Train with DPO according to `cfg` (recipe: dpo); returns the run directory."""
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
 
     from tunesmith.config import dump_yaml
     from tunesmith.data.prepare import check_kinds, data_files, load_all
@@ -35,9 +36,13 @@ def run(cfg, show_progress: bool = True) -> Path:
 
     # --- data
     loaded = load_all(cfg.data, cfg.seed)
-    check_kinds(loaded.train + loaded.validation, ("preference",))
+    kto = cfg.recipe == "kto"
+    check_kinds(loaded.train + loaded.validation, ("kto",) if kto else ("preference",))
 
     def rows(examples):
+        if kto:
+            return Dataset.from_list([{"prompt": e.messages, "completion": e.extra["completion"],
+                                       "label": e.extra["label"]} for e in examples])
         return Dataset.from_list([{"prompt": e.messages, "chosen": e.extra["chosen"], "rejected": e.extra["rejected"]}
                                   for e in examples])
 
@@ -65,7 +70,9 @@ def run(cfg, show_progress: bool = True) -> Path:
 
     # --- train
     t, p = cfg.train, cfg.preference
-    args = DPOConfig(
+    specific = (dict(desirable_weight=p.desirable_weight, undesirable_weight=p.undesirable_weight) if kto else
+                dict(loss_type=[p.loss], label_smoothing=p.label_smoothing))
+    args = (KTOConfig if kto else DPOConfig)(
         output_dir=str(run_dir / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
@@ -76,9 +83,8 @@ def run(cfg, show_progress: bool = True) -> Path:
         logging_steps=t.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=t.save_steps,
         save_total_limit=t.save_total_limit, eval_strategy="steps" if eval_ds is not None and t.eval_steps else "no",
         eval_steps=t.eval_steps or None, seed=cfg.seed, data_seed=cfg.seed, report_to="none", disable_tqdm=True,
-        beta=p.beta, loss_type=[p.loss], label_smoothing=p.label_smoothing, max_length=cfg.data.max_length,
-        include_num_input_tokens_seen="non_padding")
-    trainer = DPOTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+        beta=p.beta, max_length=cfg.data.max_length, include_num_input_tokens_seen="non_padding", **specific)
+    trainer = (KTOTrainer if kto else DPOTrainer)(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                          processing_class=tokenizer, peft_config=peft_config,
                          callbacks=[_make_logger_callback(run_dir, show_progress)])
     trainer.remove_callback(PrinterCallback)
