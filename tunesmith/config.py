@@ -125,11 +125,21 @@ class LoraConfig:
     dropout: float = _f(0.05, "Dropout on the LoRA input.")
     target_modules: list[str] = _f(["all-linear"], "Module names to adapt, or ['all-linear'] for every linear "
                                    "layer except the output head.")
+    use_rslora: bool = _f(False, "rsLoRA: scale by alpha / sqrt(r) instead of alpha / r (steadier at high rank).")
+    use_dora: bool = _f(False, "DoRA: learn a magnitude vector on top of the LoRA direction update.")
+    plus_ratio: float = _f(0.0, "LoRA+: learning-rate ratio of the B matrices to the A matrices (0: off; 16 is "
+                           "the paper's default).")
+    num_virtual_tokens: int = _f(20, "Virtual tokens for prompt tuning, prefix tuning and P-tuning.")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    method: Literal["lora", "full"] = _f("lora", "LoRA adapters through peft, or full fine-tuning of every weight.")
+    method: Literal["lora", "full", "vera", "ia3", "prompt_tuning", "prefix_tuning", "p_tuning"] = _f(
+        "lora", "lora (with lora.use_rslora / use_dora / plus_ratio for rsLoRA, DoRA, LoRA+), the other peft "
+        "methods (vera, ia3, prompt_tuning, prefix_tuning, p_tuning; settings in the lora section), or full "
+        "fine-tuning of every weight.")
+    freeze: list[str] = _f([], "Full fine-tuning only: parameters whose name contains any of these stay frozen "
+                           "(e.g. ['embed_tokens', 'layers.0.']).")
     epochs: float = _f(1.0, "Passes over the training data (ignored when max_steps > 0).")
     max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: use epochs).")
     batch_size: int = _f(8, "Examples per device per forward pass.")
@@ -414,6 +424,10 @@ def _cross_check(cfg: RunConfig, errors: Collector, lines: dict[str, int], file:
             bad(key, f"{value} is negative", "use 0 or a positive number")
     if t.save_total_limit < 1:
         bad("train.save_total_limit", f"{t.save_total_limit} keeps no checkpoint", "use at least 1 (resume needs one)")
+    if t.freeze and t.method != "full":
+        bad("train.freeze", "freezing layers applies to full fine-tuning", "set train.method=full, or drop freeze")
+    if lo.plus_ratio and (t.method != "lora" or lo.plus_ratio < 1):
+        bad("lora.plus_ratio", f"{lo.plus_ratio} needs train.method=lora and a ratio >= 1", "use e.g. 16, or 0")
     if cfg.preference.beta <= 0:
         bad("preference.beta", f"{cfg.preference.beta} must be positive", "use e.g. 0.1")
     if not 0 <= cfg.preference.label_smoothing < 0.5:

@@ -284,7 +284,8 @@ def test_unknown_key_without_close_match_lists_valid_keys(tmp_path):
     p = problem_for(info.value, "lora.zzzzzz")
     assert p.line == 4
     assert "did you mean" not in p.fix
-    assert p.fix == "valid keys here: r, alpha, dropout, target_modules"
+    assert p.fix == ("valid keys here: r, alpha, dropout, target_modules, use_rslora, use_dora, plus_ratio, "
+                     "num_virtual_tokens")
 
 
 def test_unknown_top_level_key_suggests_section(tmp_path):
@@ -327,7 +328,8 @@ def test_wrong_type_names_field_and_line(tmp_path):
     ("train.gradient_checkpointing", "1", "bool"),
     ("train.learning_rate", "fast", "float"),
     ("train.learning_rate", "true", "float"),
-    ("train.method", "qlora", "'lora' | 'full'"),
+    ("train.method", "qlora",
+     "'lora' | 'full' | 'vera' | 'ia3' | 'prompt_tuning' | 'prefix_tuning' | 'p_tuning'"),
     ("data.format", "vicuna", "'auto' | 'alpaca' | 'chat' | 'sharegpt' | 'preference' | 'kto' | 'classification' | 'text'"),
     ("data.train", "[1, 2]", "list of str"),
     ("model.gguf_file", "3", "str | NoneType"),

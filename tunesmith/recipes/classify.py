@@ -91,14 +91,11 @@ def run(cfg, show_progress: bool = True) -> Path:
     model = AutoModelForSequenceClassification.from_pretrained(
         folder, num_labels=len(labels), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)},
         trust_remote_code=cfg.model.trust_remote_code)
-    if cfg.train.method == "lora":
-        from peft import LoraConfig, get_peft_model
+    if cfg.train.method != "full":
+        from tunesmith.models import adapters
 
-        targets = cfg.lora.target_modules
-        # The new head is trained in full (modules_to_save): it starts random, LoRA alone cannot fit it.
-        model = get_peft_model(model, LoraConfig(
-            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout, task_type="SEQ_CLS",
-            target_modules="all-linear" if targets == ["all-linear"] else targets))
+        # peft's SEQ_CLS task trains the new head in full (modules_to_save): it starts random.
+        model = adapters.apply(model, cfg.train.method, cfg.lora, task="SEQ_CLS")
     manifest["parameters"] = {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
                               "total": sum(p.numel() for p in model.parameters())}
 
@@ -127,7 +124,7 @@ def run(cfg, show_progress: bool = True) -> Path:
                                "eval_f1_macro")})
 
     # --- save
-    out = run_dir / ("adapter" if cfg.train.method == "lora" else "model")
+    out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / "labels.json").write_text(json.dumps(names))

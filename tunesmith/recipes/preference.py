@@ -60,13 +60,10 @@ def run(cfg, show_progress: bool = True) -> Path:
     model = load_model(source, cfg.model.trust_remote_code, attention=attention)
     model.config.use_cache = False
     peft_config = None
-    if cfg.train.method == "lora":
-        from peft import LoraConfig
+    if cfg.train.method != "full":
+        from tunesmith.models import adapters
 
-        targets = cfg.lora.target_modules
-        peft_config = LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                                 task_type="CAUSAL_LM",
-                                 target_modules="all-linear" if targets == ["all-linear"] else targets)
+        peft_config = adapters.peft_config(cfg.train.method, cfg.lora)
 
     # --- train
     t, p = cfg.train, cfg.preference
@@ -98,7 +95,7 @@ def run(cfg, show_progress: bool = True) -> Path:
              "train_seconds": round(seconds, 1),
              "rewards_margins": last[-1]["rewards/margins"] if last else None,
              "rewards_accuracies": last[-1].get("rewards/accuracies") if last else None}
-    out = run_dir / ("adapter" if cfg.train.method == "lora" else "model")
+    out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
     trainer.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from tunesmith import runs
+from tunesmith.models import adapters
 from tunesmith.data.templates import IGNORE_INDEX
 
 
@@ -139,15 +140,6 @@ def _training_arguments(train, run_dir: Path, precision: str, seed: int, has_eva
     )
 
 
-def apply_lora(model, lora):
-    from peft import LoraConfig, get_peft_model
-
-    targets = lora.target_modules
-    peft_cfg = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, task_type="CAUSAL_LM",
-                          target_modules="all-linear" if targets == ["all-linear"] else targets)
-    return get_peft_model(model, peft_cfg)
-
-
 def run(cfg, show_progress: bool = True) -> Path:
     """Train according to `cfg` (a RunConfig); returns the run directory."""
     from datasets import Dataset
@@ -198,12 +190,15 @@ def run(cfg, show_progress: bool = True) -> Path:
     # LoRA never updates the base weights, so under bf16 they are stored in bf16: no per-step
     # fp32->bf16 casts, half the memory (peft keeps the adapter itself in fp32). Full fine-tuning
     # keeps fp32 master weights, with bf16 only as autocast.
-    base_dtype = "bfloat16" if precision[0] == "bf16" and cfg.train.method == "lora" else "float32"
+    base_dtype = "bfloat16" if precision[0] == "bf16" and cfg.train.method != "full" else "float32"
     attention = training_attention(cfg.model.attention, cfg.data.max_length)
     model = load_model(source, cfg.model.trust_remote_code, dtype=base_dtype, attention=attention)
     model.config.use_cache = False  # the KV cache is useless in training and costs memory
-    if cfg.train.method == "lora":
-        model = apply_lora(model, cfg.lora)
+    if cfg.train.method == "full":
+        frozen = adapters.freeze(model, cfg.train.freeze) if cfg.train.freeze else 0
+        manifest["frozen_tensors"] = frozen
+    else:
+        model = adapters.apply(model, cfg.train.method, cfg.lora)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     manifest["parameters"] = {"trainable": trainable, "total": total}
@@ -215,8 +210,10 @@ def run(cfg, show_progress: bool = True) -> Path:
     collator = PadCollator(tokenizer.pad_token_id)
     if cfg.data.packing:
         collator = _SplitCollator(PackedCollator(), collator)
+    optimizers = (adapters.loraplus_optimizer(model, cfg.train.learning_rate, cfg.lora.plus_ratio,
+                                              cfg.train.weight_decay), None) if cfg.lora.plus_ratio else (None, None)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                      data_collator=collator,
+                      data_collator=collator, optimizers=optimizers,
                       callbacks=[_make_logger_callback(run_dir, show_progress)])
     trainer.remove_callback(PrinterCallback)  # it would print raw log dicts over our progress bar
     if cfg.train.early_stopping_patience:
@@ -242,7 +239,7 @@ def run(cfg, show_progress: bool = True) -> Path:
         final.update(eval_loss=eval_loss, eval_perplexity=math.exp(min(eval_loss, 50)))
 
     # --- save
-    out = run_dir / ("adapter" if cfg.train.method == "lora" else "model")
+    out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
