@@ -19,7 +19,7 @@ def test_there_are_configs_to_check():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_config_validates(path, smollm2_dir):
     cfg = tunesmith.load_config(path)
-    kinds = {"sft": ("chat",), "classify": ("classification",), "dpo": ("preference",), "kto": ("kto",)}[cfg.recipe]
+    kinds = {"sft": ("chat",), "classify": ("classification",), "dpo": ("preference",), "kto": ("kto",), "reward": ("preference",)}[cfg.recipe]
     report = tunesmith.validate(cfg, kinds=kinds)
     train = report["data"]["train"]
     assert train["kept"] == train["rows"] > 0, "a shipped config must not drop its own rows"

@@ -33,7 +33,7 @@ def cmd_validate(args) -> int:
     from tunesmith.api import _config
 
     cfg = _config(args.config, args.overrides)
-    kinds = {"sft": ("chat",), "classify": ("classification",), "dpo": ("preference",), "kto": ("kto",)}[cfg.recipe]
+    kinds = {"sft": ("chat",), "classify": ("classification",), "dpo": ("preference",), "kto": ("kto",), "reward": ("preference",)}[cfg.recipe]
     report = validate(cfg, kinds=kinds)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -174,10 +174,11 @@ class PreferenceConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    recipe: Literal["sft", "classify", "dpo", "kto"] = _f(
+    recipe: Literal["sft", "classify", "dpo", "kto", "reward"] = _f(
         "sft", "What to train: sft (instruction/chat, causal LM), classify (a classification head on text/label "
-        "rows; use an encoder such as all-minilm-l6-v2), dpo (preference pairs, trl's DPOTrainer) or kto "
-        "(unpaired prompt/completion/label rows, trl's KTOTrainer).")
+        "rows; use an encoder such as all-minilm-l6-v2), dpo (preference pairs, trl's DPOTrainer), kto "
+        "(unpaired prompt/completion/label rows, trl's KTOTrainer) or reward (a reward model on preference "
+        "pairs, trl's RewardTrainer).")
     name: str | None = _f(None, "Run name; the run directory is <output_dir>/<name>. Defaults to the config file's stem.")
     output_dir: str = _f("runs", "Folder that holds run directories (relative to the current directory).")
     seed: int = _f(42, "Seed for data shuffling, splits, LoRA init and dropout.")

@@ -2,4 +2,5 @@
 
 from tunesmith.recipes import classify, preference, sft
 
-RECIPES = {"sft": sft.run, "classify": classify.run, "dpo": preference.run, "kto": preference.run}
+RECIPES = {"sft": sft.run, "classify": classify.run, "dpo": preference.run, "kto": preference.run,
+           "reward": preference.run}

@@ -1,9 +1,10 @@
-"""Preference alignment through trl: DPO (and its loss variants) and KTO.
+"""Preference alignment through trl: DPO (and its loss variants), KTO, and reward models.
 
 Reads top to bottom: setup -> data -> model -> train -> save. DPO rows are preference records
 (prompt, chosen, rejected as conversations), KTO rows unpaired (prompt, completion, label); trl
 applies the chat template and computes the loss. With LoRA the reference model is the base with
-the adapter disabled (no second copy).
+the adapter disabled (no second copy). A reward model is the base with a one-output score head
+(AutoModelForSequenceClassification), trained on the same pairs with trl's RewardTrainer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def run(cfg, show_progress: bool = True) -> Path:
     """Train with DPO according to `cfg` (recipe: dpo); returns the run directory."""
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
-    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer
+    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, RewardConfig, RewardTrainer
 
     from tunesmith.config import dump_yaml
     from tunesmith.data.prepare import check_kinds, data_files, load_all
@@ -37,7 +38,7 @@ def run(cfg, show_progress: bool = True) -> Path:
     # --- data
     loaded = load_all(cfg.data, cfg.seed)
     kto = cfg.recipe == "kto"
-    check_kinds(loaded.train + loaded.validation, ("kto",) if kto else ("preference",))
+    check_kinds(loaded.train + loaded.validation, ("kto",) if kto else ("preference",))  # dpo and reward: pairs
 
     def rows(examples):
         if kto:
@@ -57,19 +58,32 @@ def run(cfg, show_progress: bool = True) -> Path:
 
     # --- model
     attention = training_attention(cfg.model.attention, cfg.data.max_length)
-    model = load_model(source, cfg.model.trust_remote_code, attention=attention)
+    reward = cfg.recipe == "reward"
+    if reward:
+        from transformers import AutoModelForSequenceClassification
+
+        from tunesmith.models.loading import materialize
+
+        model = AutoModelForSequenceClassification.from_pretrained(
+            materialize(source), num_labels=1, attn_implementation=attention,
+            trust_remote_code=cfg.model.trust_remote_code)
+        model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
+    else:
+        model = load_model(source, cfg.model.trust_remote_code, attention=attention)
     model.config.use_cache = False
     peft_config = None
     if cfg.train.method != "full":
         from tunesmith.models import adapters
 
-        peft_config = adapters.peft_config(cfg.train.method, cfg.lora)
+        peft_config = adapters.peft_config(cfg.train.method, cfg.lora, task="SEQ_CLS" if reward else "CAUSAL_LM")
 
     # --- train
     t, p = cfg.train, cfg.preference
-    specific = (dict(desirable_weight=p.desirable_weight, undesirable_weight=p.undesirable_weight) if kto else
-                dict(loss_type=[p.loss], label_smoothing=p.label_smoothing))
-    args = (KTOConfig if kto else DPOConfig)(
+    specific = (dict(desirable_weight=p.desirable_weight, undesirable_weight=p.undesirable_weight, beta=p.beta) if kto
+                else {} if reward else dict(loss_type=[p.loss], label_smoothing=p.label_smoothing, beta=p.beta))
+    config_cls, trainer_cls = ((KTOConfig, KTOTrainer) if kto else (RewardConfig, RewardTrainer) if reward
+                               else (DPOConfig, DPOTrainer))
+    args = config_cls(
         output_dir=str(run_dir / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
         per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
         gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
@@ -80,21 +94,21 @@ def run(cfg, show_progress: bool = True) -> Path:
         logging_steps=t.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=t.save_steps,
         save_total_limit=t.save_total_limit, eval_strategy="steps" if eval_ds is not None and t.eval_steps else "no",
         eval_steps=t.eval_steps or None, seed=cfg.seed, data_seed=cfg.seed, report_to="none", disable_tqdm=True,
-        beta=p.beta, max_length=cfg.data.max_length, include_num_input_tokens_seen="non_padding", **specific)
-    trainer = (KTOTrainer if kto else DPOTrainer)(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                         processing_class=tokenizer, peft_config=peft_config,
-                         callbacks=[_make_logger_callback(run_dir, show_progress)])
+        max_length=cfg.data.max_length, include_num_input_tokens_seen="non_padding", **specific)
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                          processing_class=tokenizer, peft_config=peft_config,
+                          callbacks=[_make_logger_callback(run_dir, show_progress)])
     trainer.remove_callback(PrinterCallback)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.time() - t0
 
     # --- save
-    last = [h for h in trainer.state.log_history if "rewards/margins" in h]
+    logged = [h for h in trainer.state.log_history if "loss" in h]
     final = {"train_loss": result.training_loss, "steps": trainer.state.global_step,
              "train_seconds": round(seconds, 1),
-             "rewards_margins": last[-1]["rewards/margins"] if last else None,
-             "rewards_accuracies": last[-1].get("rewards/accuracies") if last else None}
+             **{k.replace("/", "_"): v for k, v in (logged[-1] if logged else {}).items()
+                if k.startswith(("rewards/", "accuracy", "margin"))}}
     out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
     trainer.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
