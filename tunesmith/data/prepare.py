@@ -165,6 +165,11 @@ def cache_key(data, tokenizer, seed: int, kinds: tuple[str, ...]) -> str:
         [data.clean.toxicity_wordlist] if data.clean.toxicity_wordlist else [])
     for f in files:
         h.update(file_sha256(f).encode())
+    if data.clean.enabled and data.clean.toxicity != "off" and data.clean.toxicity_classifier:
+        # The classifier's weights decide which rows go: hash the folder's files, not just its path.
+        for f in sorted(Path(data.clean.toxicity_classifier).rglob("*")):
+            if f.is_file():
+                h.update(f"{f.name}:{file_sha256(f)}".encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     h.update((backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))).encode())
     h.update(f"{tokenizer.chat_template}|{tokenizer.eos_token}|{tokenizer.pad_token}".encode())

@@ -59,3 +59,23 @@ def test_prepared_data_is_cached_and_invalidated(tmp_path, monkeypatch, tokenize
     tok2.chat_template = tokenizer.chat_template.replace("helpful", "useful")
     assert prepare(cfg.data, tok2, seed=1).load["cache"]["hit"] is False
     assert prepare(cfg.data, tokenizer, seed=1).load["cache"]["hit"] is True
+
+
+def test_cache_key_follows_the_toxicity_classifier_weights(tmp_path, tokenizer):
+    import dataclasses
+
+    from tunesmith.config import load_config
+    from tunesmith.data.prepare import cache_key
+
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n')
+    clf = tmp_path / "clf"
+    clf.mkdir()
+    (clf / "model.safetensors").write_bytes(b"one")
+    cfg = load_config({"data": {"train": [str(data)], "clean": {"enabled": True, "toxicity": "drop",
+                                                                "toxicity_classifier": str(clf)}}})
+    first = cache_key(cfg.data, tokenizer, 1, ("chat",))
+    (clf / "model.safetensors").write_bytes(b"two")
+    assert cache_key(cfg.data, tokenizer, 1, ("chat",)) != first
+    off = dataclasses.replace(cfg.data, clean=dataclasses.replace(cfg.data.clean, toxicity="off"))
+    assert cache_key(off, tokenizer, 1, ("chat",)) == cache_key(off, tokenizer, 1, ("chat",))
