@@ -103,7 +103,8 @@ def run(cfg, show_progress: bool = True) -> Path:
     def compute_metrics(pred):
         return classification_metrics(np.argmax(pred.predictions, -1).tolist(), pred.label_ids.tolist(), len(labels))
 
-    args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None)
+    args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None,
+                               remove_unused_columns=False)
     args.include_num_input_tokens_seen = "all"
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,

@@ -26,7 +26,7 @@ def run(cfg, show_progress: bool = True) -> Path:
     from tunesmith.data.templates import require_template
     from tunesmith.hardware import resolve_precision, training_attention
     from tunesmith.models.loading import load_model, load_tokenizer, resolve
-    from tunesmith.recipes.sft import _make_logger_callback
+    from tunesmith.recipes.sft import _make_logger_callback, _training_arguments
 
     # --- setup
     set_seed(cfg.seed)
@@ -78,23 +78,13 @@ def run(cfg, show_progress: bool = True) -> Path:
         peft_config = adapters.peft_config(cfg.train.method, cfg.lora, task="SEQ_CLS" if reward else "CAUSAL_LM")
 
     # --- train
-    t, p = cfg.train, cfg.preference
+    p = cfg.preference
     specific = (dict(desirable_weight=p.desirable_weight, undesirable_weight=p.undesirable_weight, beta=p.beta) if kto
                 else {} if reward else dict(loss_type=[p.loss], label_smoothing=p.label_smoothing, beta=p.beta))
     config_cls, trainer_cls = ((KTOConfig, KTOTrainer) if kto else (RewardConfig, RewardTrainer) if reward
                                else (DPOConfig, DPOTrainer))
-    args = config_cls(
-        output_dir=str(run_dir / "checkpoints"), num_train_epochs=t.epochs, max_steps=t.max_steps,
-        per_device_train_batch_size=t.batch_size, per_device_eval_batch_size=t.batch_size,
-        gradient_accumulation_steps=t.grad_accum, learning_rate=t.learning_rate, lr_scheduler_type=t.lr_scheduler,
-        warmup_steps=t.warmup_ratio, weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm,
-        bf16=precision[0] == "bf16", use_cpu=not _cuda(),
-        # trl turns checkpointing on by default; here it is the config's decision (off: 15-30% faster on CPU).
-        gradient_checkpointing=t.gradient_checkpointing,
-        logging_steps=t.logging_steps, logging_first_step=True, save_strategy="steps", save_steps=t.save_steps,
-        save_total_limit=t.save_total_limit, eval_strategy="steps" if eval_ds is not None and t.eval_steps else "no",
-        eval_steps=t.eval_steps or None, seed=cfg.seed, data_seed=cfg.seed, report_to="none", disable_tqdm=True,
-        max_length=cfg.data.max_length, include_num_input_tokens_seen="non_padding", **specific)
+    args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None, config_cls,
+                               max_length=cfg.data.max_length, **specific)
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                           processing_class=tokenizer, peft_config=peft_config,
                           callbacks=[_make_logger_callback(run_dir, show_progress)])
@@ -116,9 +106,3 @@ def run(cfg, show_progress: bool = True) -> Path:
                     resumed_from=resume_from, output=out.name)
     runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
     return run_dir
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

@@ -98,12 +98,13 @@ def _make_logger_callback(run_dir: Path, show_progress: bool):
     return RunLogger()
 
 
-def _training_arguments(train, run_dir: Path, precision: str, seed: int, has_eval: bool):
-    """Map our TrainConfig onto transformers' TrainingArguments (plain values in, no config object kept)."""
+def _training_arguments(train, run_dir: Path, precision: str, seed: int, has_eval: bool, args_cls=None, **extra):
+    """Map our TrainConfig onto transformers' TrainingArguments, or onto one of trl's subclasses
+    (`args_cls`, e.g. DPOConfig) with its own settings in `extra`."""
     import torch
     from transformers import TrainingArguments
 
-    return TrainingArguments(
+    return (args_cls or TrainingArguments)(
         output_dir=str(run_dir / "checkpoints"),
         num_train_epochs=train.epochs,
         max_steps=train.max_steps,
@@ -116,7 +117,8 @@ def _training_arguments(train, run_dir: Path, precision: str, seed: int, has_eva
         weight_decay=train.weight_decay,
         max_grad_norm=train.max_grad_norm,
         bf16=precision == "bf16",  # on CPU accelerate runs this as bf16 autocast over fp32 weights
-        # Decided, not inherited: checkpointing costs 15-30% speed on CPU and these models fit.
+        # Decided, not inherited (trl turns it on by default): checkpointing costs 15-30% speed on
+        # CPU and these models fit.
         activation_checkpointing=train.gradient_checkpointing,
         use_cpu=not torch.cuda.is_available(),
         logging_steps=train.logging_steps,
@@ -135,8 +137,8 @@ def _training_arguments(train, run_dir: Path, precision: str, seed: int, has_eva
         include_num_input_tokens_seen="non_padding",
         report_to="none",
         disable_tqdm=True,  # our own bar shows loss and tokens/s
-        remove_unused_columns=False,
         dataloader_num_workers=0,
+        **extra,
     )
 
 
@@ -205,7 +207,8 @@ def run(cfg, show_progress: bool = True) -> Path:
     manifest["model"].update(base_dtype=base_dtype, attention=attention)
 
     # --- train
-    args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None)
+    args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None,
+                               remove_unused_columns=False)  # our rows carry exactly what the model takes
     # Packed training rows need their position ids; eval rows stay unpacked and padded.
     collator = PadCollator(tokenizer.pad_token_id)
     if cfg.data.packing:
