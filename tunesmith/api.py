@@ -20,12 +20,13 @@ def _config(config: RunConfig | str | Path | dict, overrides: list[str] | dict |
 
 
 def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | None = None,
-          show_progress: bool = True) -> Path:
-    """Fine-tune as the config says; returns the run directory."""
-    from tunesmith.recipes import RECIPES
+          show_progress: bool = True, callbacks: tuple = ()) -> Path:
+    """Fine-tune as the config says; returns the run directory. `callbacks`: extra transformers
+    TrainerCallbacks (a sweep's pruning hook, say)."""
+    from tunesmith.recipes import recipe
 
     cfg = _config(config, overrides)
-    return RECIPES[cfg.recipe](cfg, show_progress=show_progress)
+    return recipe(cfg.recipe)(cfg, show_progress=show_progress, callbacks=callbacks)
 
 
 def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict | None = None,
@@ -51,6 +52,10 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
     tok = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
     report = {"config": cfg.config_path, "model": {"spec": source.spec, "kind": source.kind, "path": source.path},
               "load": loaded.info, "data": {}}
+    if cfg.model.quantization != "none":  # a 4/8-bit path that is wrong or missing here is said now, not mid-run
+        from tunesmith.models.quant import preflight
+
+        report["quantization"] = preflight(cfg.model.quantization)
     for name, examples in (("train", loaded.train), ("validation", loaded.validation)):
         if not examples:
             continue

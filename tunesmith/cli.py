@@ -33,7 +33,9 @@ def cmd_validate(args) -> int:
     from tunesmith.api import _config
 
     cfg = _config(args.config, args.overrides)
-    kinds = {"sft": ("chat",), "classify": ("classification",), "dpo": ("preference",), "kto": ("kto",), "reward": ("preference",)}[cfg.recipe]
+    from tunesmith.recipes import KINDS
+
+    kinds = KINDS[cfg.recipe]
     report = validate(cfg, kinds=kinds)
     if args.json:
         print(json.dumps(report, indent=2))

@@ -39,12 +39,15 @@ class ModelConfig:
     chat_template: str | None = _f(None, "Jinja chat template that replaces the tokenizer's own (needed for base "
                                    "models without one).")
     trust_remote_code: bool = _f(False, "Allow model code from the checkpoint to run (hub models with custom code).")
+    quantization: Literal["none", "nf4", "fp4", "int8"] = _f(
+        "none", "Load the frozen base quantized with bitsandbytes for LoRA training (QLoRA): nf4 or fp4 4-bit, "
+        "or int8. Needs train.method other than full; on CPU bitsandbytes >= 0.48 runs these kernels.")
     attention: Literal["auto", "eager", "sdpa"] = _f(
         "auto", "Attention kernel for training. auto: eager on CPU when data.max_length <= 1024 (measured ~20% "
         "faster than sdpa for LoRA SFT on 2 cores), else sdpa.")
 
 
-FORMAT = Literal["auto", "alpaca", "chat", "sharegpt", "preference", "kto", "classification", "text"]
+FORMAT = Literal["auto", "alpaca", "chat", "sharegpt", "preference", "kto", "classification", "text", "prompt"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,11 @@ class DataConfig:
     system_prompt: str | None = _f(None, "System prompt added to rows that have none (None keeps the template's default).")
     cache: bool = _f(True, "Reuse prepared (loaded, cleaned, tokenized) data when the data files, this section "
                      "and the tokenizer are unchanged; the cache lives under $TUNESMITH_CACHE/data.")
+    stride: int | None = _f(None, "Raw text (recipe: cpt): tokens between the starts of consecutive max_length "
+                            "windows (None: max_length, no overlap); overlap is context only, never trained twice.")
+    task_prompt: str | None = _f(None, "Generative task tuning: classification rows (text, label) become a prompt "
+                                 "from this template ({text} is replaced) answered by the label, so a causal LM "
+                                 "learns text -> label; e.g. 'Sentiment of: {text}'.")
     packing: bool = _f(False, "Pack short training examples into full max_length sequences (position ids restart "
                        "per example, so no example attends to another); the packing efficiency is reported.")
 
@@ -170,15 +178,58 @@ class PreferenceConfig:
     label_smoothing: float = _f(0.0, "Assumed share of flipped preference labels (the robust loss uses it).")
     desirable_weight: float = _f(1.0, "KTO: loss weight of desirable (label true) completions.")
     undesirable_weight: float = _f(1.0, "KTO: loss weight of undesirable (label false) completions.")
+    simpo_gamma: float = _f(0.5, "SimPO: target reward margin (gamma / beta ratio as in the paper's gamma).")
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    reward_functions: list[str] = _f([], "GRPO: Python reward functions as 'file.py:function' (relative to the "
+                                     "config) or 'module:function'; each takes (prompts, completions, **columns) "
+                                     "and returns one float per completion.")
+    reward_model: str | None = _f(None, "PPO (and optionally GRPO): a reward model, a finished `recipe: reward` "
+                                  "run directory or a sequence-classification checkpoint with one output.")
+    num_generations: int = _f(4, "Completions sampled per prompt (GRPO's group size; PPO samples one per prompt).")
+    max_new_tokens: int = _f(48, "Longest sampled completion, in tokens.")
+    temperature: float = _f(1.0, "Sampling temperature for completions.")
+    kl_coef: float = _f(0.05, "Weight of the KL penalty to the reference model (the base, adapter disabled).")
+    clip_range: float = _f(0.2, "PPO/GRPO ratio clipping epsilon.")
+    ppo_epochs: int = _f(2, "PPO: optimisation passes over each batch of rollouts.")
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    enabled: bool = _f(False, "Train with DP-SGD (opacus): per-sample gradient clipping plus Gaussian noise on "
+                       "the trainable (LoRA) parameters; the (epsilon, delta) spent goes into the manifest.")
+    noise_multiplier: float | None = _f(None, "Noise standard deviation relative to max_grad_norm (None: chosen "
+                                        "to reach target_epsilon).")
+    target_epsilon: float = _f(8.0, "Privacy budget epsilon to reach by the end of training (when "
+                               "noise_multiplier is None).")
+    delta: float = _f(1e-5, "Privacy delta (use less than 1 / number of training rows).")
+    max_grad_norm: float = _f(1.0, "Per-sample gradient clipping norm.")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    trials: int = _f(8, "Number of trials (runs) `tunesmith sweep` tries.")
+    metric: str = _f("eval_loss", "Manifest result key the search optimises (needs validation data for eval_loss).")
+    direction: Literal["minimize", "maximize"] = _f("minimize", "Whether a smaller or larger metric is better.")
+    space: dict[str, str] = _f({}, "Search space: {dotted config key: range}, ranges written as "
+                               "'loguniform(1e-5, 1e-3)', 'uniform(a, b)', 'int(a, b)' or 'choice(8, 16, 32)'; "
+                               "e.g. {train.learning_rate: 'loguniform(5e-5, 1e-3)', lora.r: 'choice(8, 16)'}.")
+    pruner: Literal["median", "none"] = _f("median", "Stop unpromising trials early from their eval losses.")
+    timeout_minutes: float | None = _f(None, "Stop starting new trials after this long (None: run all trials).")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    recipe: Literal["sft", "classify", "dpo", "kto", "reward"] = _f(
-        "sft", "What to train: sft (instruction/chat, causal LM), classify (a classification head on text/label "
-        "rows; use an encoder such as all-minilm-l6-v2), dpo (preference pairs, trl's DPOTrainer), kto "
-        "(unpaired prompt/completion/label rows, trl's KTOTrainer) or reward (a reward model on preference "
-        "pairs, trl's RewardTrainer).")
+    recipe: Literal["sft", "cpt", "classify", "dpo", "kto", "orpo", "simpo", "reward", "grpo", "ppo"] = _f(
+        "sft", "What to train: sft (instruction/chat, causal LM; also text -> label with data.task_prompt), cpt "
+        "(continued pre-training on raw text), classify (a classification head on text/label rows; use an "
+        "encoder such as all-minilm-l6-v2), dpo (preference pairs, trl's DPOTrainer), kto (unpaired "
+        "prompt/completion/label rows, trl's KTOTrainer), orpo and simpo (reference-free preference "
+        "objectives, trl's ORPOTrainer and CPOTrainer), reward (a reward model on preference pairs, trl's "
+        "RewardTrainer), grpo (trl's GRPOTrainer with Python reward functions) or ppo (PPO against a reward "
+        "model with a KL penalty to the base).")
     name: str | None = _f(None, "Run name; the run directory is <output_dir>/<name>. Defaults to the config file's stem.")
     output_dir: str = _f("runs", "Folder that holds run directories (relative to the current directory).")
     seed: int = _f(42, "Seed for data shuffling, splits, LoRA init and dropout.")
@@ -187,7 +238,10 @@ class RunConfig:
     data: DataConfig = _f(DataConfig, "Training and validation data.")
     lora: LoraConfig = _f(LoraConfig, "LoRA settings (used when train.method is lora).")
     train: TrainConfig = _f(TrainConfig, "Optimisation settings.")
-    preference: PreferenceConfig = _f(PreferenceConfig, "DPO and KTO settings (recipe: dpo or kto).")
+    preference: PreferenceConfig = _f(PreferenceConfig, "DPO, KTO, ORPO and SimPO settings.")
+    rl: RLConfig = _f(RLConfig, "GRPO and PPO settings (recipe: grpo or ppo).")
+    privacy: PrivacyConfig = _f(PrivacyConfig, "Differential privacy (DP-SGD).")
+    sweep: SweepConfig = _f(SweepConfig, "Hyperparameter search for `tunesmith sweep`.")
     config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
 
 
@@ -442,6 +496,44 @@ def _cross_check(cfg: RunConfig, errors: Collector, lines: dict[str, int], file:
     if t.early_stopping_patience > 0 and t.eval_steps == 0:
         bad("train.early_stopping_patience", "early stopping needs periodic evaluation",
             "set train.eval_steps (e.g. 20) and validation data")
+    q = cfg.model.quantization
+    if q != "none" and t.method == "full":
+        bad("model.quantization", f"a {q} base cannot be fully fine-tuned (its weights are frozen integers)",
+            "use train.method=lora (QLoRA), or model.quantization=none")
+    if d.stride is not None and not 0 < d.stride <= d.max_length:
+        bad("data.stride", f"{d.stride} is outside 1..max_length ({d.max_length})", "use e.g. max_length // 2")
+    if d.task_prompt is not None and "{text}" not in d.task_prompt:
+        bad("data.task_prompt", "the template has no {text} placeholder", "e.g. 'Classify: {text}'")
+    r = cfg.rl
+    if cfg.recipe == "grpo" and not (r.reward_functions or r.reward_model):
+        bad("rl.reward_functions", "GRPO needs at least one reward", "list 'rewards.py:my_reward' functions "
+            "or set rl.reward_model")
+    if cfg.recipe == "ppo" and not r.reward_model:
+        bad("rl.reward_model", "PPO needs a reward model", "train one with recipe: reward and name its run directory")
+    if cfg.recipe == "grpo" and r.num_generations < 2:
+        bad("rl.num_generations", f"{r.num_generations} completions per prompt leave no group to compare",
+            "use at least 2 (4-16 is common)")
+    for key, value in (("rl.max_new_tokens", r.max_new_tokens), ("rl.ppo_epochs", r.ppo_epochs)):
+        if value < 1:
+            bad(key, f"{value} must be at least 1", "use a positive integer")
+    if not 0 < r.clip_range < 1:
+        bad("rl.clip_range", f"{r.clip_range} is outside (0, 1)", "use e.g. 0.2")
+    if r.temperature <= 0 or r.kl_coef < 0:
+        bad("rl.temperature" if r.temperature <= 0 else "rl.kl_coef", "must be positive", "use e.g. 1.0 / 0.05")
+    pv = cfg.privacy
+    if pv.enabled:
+        if cfg.recipe != "sft" or t.method != "lora":
+            bad("privacy.enabled", "DP-SGD is offered for LoRA SFT", "use recipe: sft with train.method: lora")
+        if not 0 < pv.delta < 1:
+            bad("privacy.delta", f"{pv.delta} is outside (0, 1)", "use less than 1 / training rows, e.g. 1e-5")
+        if pv.max_grad_norm <= 0 or pv.target_epsilon <= 0 or (pv.noise_multiplier is not None and pv.noise_multiplier < 0):
+            bad("privacy", "max_grad_norm, target_epsilon and noise_multiplier must be positive",
+                "use e.g. max_grad_norm 1.0, target_epsilon 8")
+        if d.packing:
+            bad("data.packing", "packed rows mix several people's rows into one sample, which breaks per-sample "
+                "privacy accounting", "set data.packing=false")
+    if cfg.sweep.trials < 1:
+        bad("sweep.trials", f"{cfg.sweep.trials} must be at least 1", "use e.g. 8")
     if t.eval_steps > 0 and not (d.validation or d.validation_fraction > 0):
         bad("train.eval_steps", "eval_steps is set but there is no validation data",
             "set data.validation or data.validation_fraction, or set train.eval_steps=0")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunesmith.config import (CleanConfig, DataConfig, DataSource, PreferenceConfig, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
+from tunesmith.config import (CleanConfig, DataConfig, DataSource, PreferenceConfig, PrivacyConfig, RLConfig, SweepConfig, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
                               load_config, to_dict)
 from tunesmith.errors import TunesmithError
 
@@ -330,7 +330,7 @@ def test_wrong_type_names_field_and_line(tmp_path):
     ("train.learning_rate", "true", "float"),
     ("train.method", "qlora",
      "'lora' | 'full' | 'vera' | 'ia3' | 'prompt_tuning' | 'prefix_tuning' | 'p_tuning'"),
-    ("data.format", "vicuna", "'auto' | 'alpaca' | 'chat' | 'sharegpt' | 'preference' | 'kto' | 'classification' | 'text'"),
+    ("data.format", "vicuna", "'auto' | 'alpaca' | 'chat' | 'sharegpt' | 'preference' | 'kto' | 'classification' | 'text' | 'prompt'"),
     ("data.train", "[1, 2]", "list of str"),
     ("model.gguf_file", "3", "str | NoneType"),
 ])
@@ -496,9 +496,11 @@ def test_describe_covers_every_field_with_help():
     rows = describe()
     keys = [r[0] for r in rows]
     expected = [f.name for f in dataclasses.fields(RunConfig)
-                if f.name not in ("config_path", "model", "data", "lora", "train", "preference")]
+                if f.name not in ("config_path", "model", "data", "lora", "train", "preference", "rl", "privacy",
+                                  "sweep")]
     for section, cls in (("model", ModelConfig), ("data", DataConfig), ("lora", LoraConfig),
-                         ("train", TrainConfig), ("preference", PreferenceConfig)):
+                         ("train", TrainConfig), ("preference", PreferenceConfig), ("rl", RLConfig),
+                         ("privacy", PrivacyConfig), ("sweep", SweepConfig)):
         expected += [f"{section}.{f.name}" for f in dataclasses.fields(cls) if f.name != "clean"]
     expected += [f"data.sources[].{f.name}" for f in dataclasses.fields(DataSource)]
     expected += [f"data.clean.{f.name}" for f in dataclasses.fields(CleanConfig)]
@@ -515,7 +517,7 @@ def test_describe_rows_carry_types_and_defaults():
     assert rows["train.learning_rate"][1:3] == ("float", 2e-4)
     assert rows["train.batch_size"][1:3] == ("int", 8)
     assert rows["data.format"][1:3] == (
-        "'auto' | 'alpaca' | 'chat' | 'sharegpt' | 'preference' | 'kto' | 'classification' | 'text'", "auto")
+        "'auto' | 'alpaca' | 'chat' | 'sharegpt' | 'preference' | 'kto' | 'classification' | 'text' | 'prompt'", "auto")
     assert rows["data.train"][1:3] == ("list of str", [])
     assert rows["lora.target_modules"][1:3] == ("list of str", ["all-linear"])
     assert rows["name"][1:3] == ("str | NoneType", None)

@@ -5,6 +5,7 @@ Canonical record (`Example`), by kind:
   preference      messages: the prompt; extra["chosen"], extra["rejected"]: the assistant turn(s)
   kto             messages: the prompt; extra["completion"]: assistant turn(s); extra["label"]: bool
   text            extra["text"]                      (continued pre-training)
+  prompt          messages: the prompt; extra: the row's other columns (answers for reward functions)
   classification  extra["text"], extra["label"]
 
 Source shapes (format=auto detects per row from the keys, after column mapping):
@@ -17,6 +18,8 @@ Source shapes (format=auto detects per row from the keys, after column mapping):
   kto             prompt, completion, label (bool)
   classification  text, label
   text            text
+  prompt          prompt (string or message list), any other columns                  -> prompt (GRPO, PPO)
+                  (with a completion string: OpenAI's legacy prompt/completion shape      -> chat)
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from tunesmith.data.readers import DEFAULT_MAX_ROW_BYTES, iter_rows  # noqa: F40
 from tunesmith.errors import Problem, TunesmithError
 
 ROLES = ("system", "user", "assistant", "tool")
-FORMATS = ("auto", "alpaca", "chat", "sharegpt", "preference", "kto", "classification", "text")
+FORMATS = ("auto", "alpaca", "chat", "sharegpt", "preference", "kto", "classification", "text", "prompt")
 KIND_OF = {"alpaca": "chat", "chat": "chat", "sharegpt": "chat", "preference": "preference", "kto": "kto",
-           "classification": "classification", "text": "text"}
+           "classification": "classification", "text": "text",
+           "prompt": "prompt"}
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
                   "function_call": "assistant", "observation": "tool", "tool": "tool"}
 MAX_REPORTED = 50  # a file with thousands of bad rows gets the first 50 and a count
@@ -70,6 +74,8 @@ def detect(row: dict) -> str:
         return "classification"
     if "text" in keys:
         return "text"
+    if "prompt" in keys:
+        return "prompt"
     return ""
 
 
@@ -90,13 +96,14 @@ def row_to_example(row: object, fmt: str, where: dict, columns: dict | None = No
                                   "set data.format, or map your keys with data.columns (e.g. {output: response})",
                                   code="unknown_format", **where)]
     convert = {"alpaca": _alpaca, "chat": _chat, "sharegpt": _sharegpt, "preference": _preference, "kto": _kto,
-               "classification": _classification, "text": _text_row}[fmt]
+               "classification": _classification, "text": _text_row, "prompt": _prompt_row}[fmt]
     problems: list[Problem] = []
     result = convert(row, _Where(where, problems))
     if problems:
         return None, problems
     messages, extra = result
-    return Example(messages, where["file"], where["line"], KIND_OF[fmt], extra), []
+    kind = "chat" if fmt == "prompt" and messages[-1]["role"] == "assistant" else KIND_OF[fmt]
+    return Example(messages, where["file"], where["line"], kind, extra), []
 
 
 def row_to_messages(row: object, fmt: str, where: dict) -> tuple[list[dict] | None, list[Problem]]:
@@ -309,6 +316,23 @@ def _classification(row: dict, w: _Where):
 def _text_row(row: dict, w: _Where):
     text = _string(row, "text", w)
     return None if w.problems else (None, {"text": text})
+
+
+def _prompt_row(row: dict, w: _Where):
+    value = row.get("prompt")
+    if isinstance(value, str):
+        messages = [{"role": "user", "content": value}] if value.strip() else None
+        if messages is None:
+            w.add("'prompt' is empty", "give the prompt text", "prompt", "empty_field")
+    else:
+        messages = _messages(value, w, "prompt", need_assistant=False)
+        if messages is not None and messages[-1]["role"] == "assistant":
+            w.add("the prompt ends with an assistant turn", "end the prompt with the user turn to be answered",
+                  "prompt", "wrong_type")
+    completion = row.get("completion")  # OpenAI's legacy prompt/completion fine-tuning shape -> chat
+    if messages is not None and isinstance(completion, str) and completion.strip():
+        messages = [*messages, {"role": "assistant", "content": completion}]
+    return None if w.problems else (messages, {k: v for k, v in row.items() if k not in ("prompt", "completion")})
 
 
 # --------------------------------------------------------------------------- loading

@@ -1,6 +1,24 @@
-"""Training recipes: name -> function taking a RunConfig and returning the run directory."""
+"""Training recipes: name -> function taking a RunConfig and returning the run directory.
 
-from tunesmith.recipes import classify, preference, sft
+Recipes are imported when used, so a recipe's heavy imports (trl, opacus) never slow the others.
+"""
 
-RECIPES = {"sft": sft.run, "classify": classify.run, "dpo": preference.run, "kto": preference.run,
-           "reward": preference.run}
+from __future__ import annotations
+
+import importlib
+
+# recipe -> "module:function" under tunesmith.recipes
+_ENTRY = {"sft": "sft:run", "cpt": "sft:run", "classify": "classify:run", "dpo": "preference:run",
+          "kto": "preference:run", "orpo": "preference:run", "simpo": "preference:run",
+          "reward": "preference:run", "grpo": "rl:run_grpo", "ppo": "rl:run_ppo"}
+
+# recipe -> the record kinds (data/formats.py) it trains on; data validation checks them up front
+KINDS = {"sft": ("chat", "classification"), "cpt": ("text",), "classify": ("classification",),
+         "dpo": ("preference",), "kto": ("kto",), "orpo": ("preference",), "simpo": ("preference",),
+         "reward": ("preference",), "grpo": ("chat", "prompt"), "ppo": ("chat", "prompt")}
+
+
+def recipe(name: str):
+    """The training function of recipe `name`."""
+    module, func = _ENTRY[name].split(":")
+    return getattr(importlib.import_module(f"tunesmith.recipes.{module}"), func)

@@ -42,7 +42,7 @@ def label_map(examples) -> list:
     return sorted(labels)
 
 
-def run(cfg, show_progress: bool = True) -> Path:
+def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     """Train a classifier according to `cfg` (recipe: classify); returns the run directory."""
     import numpy as np
     from datasets import Dataset
@@ -108,7 +108,7 @@ def run(cfg, show_progress: bool = True) -> Path:
     args.include_num_input_tokens_seen = "all"
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
-                      callbacks=[_make_logger_callback(run_dir, show_progress)])
+                      callbacks=[_make_logger_callback(run_dir, show_progress), *callbacks])
     trainer.remove_callback(PrinterCallback)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)

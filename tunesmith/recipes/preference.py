@@ -15,7 +15,7 @@ from pathlib import Path
 from tunesmith import runs
 
 
-def run(cfg, show_progress: bool = True) -> Path:
+def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     """Train with DPO according to `cfg` (recipe: dpo); returns the run directory."""
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
@@ -87,7 +87,7 @@ def run(cfg, show_progress: bool = True) -> Path:
                                max_length=cfg.data.max_length, **specific)
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                           processing_class=tokenizer, peft_config=peft_config,
-                          callbacks=[_make_logger_callback(run_dir, show_progress)])
+                          callbacks=[_make_logger_callback(run_dir, show_progress), *callbacks])
     trainer.remove_callback(PrinterCallback)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)

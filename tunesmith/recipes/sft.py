@@ -142,7 +142,7 @@ def _training_arguments(train, run_dir: Path, precision: str, seed: int, has_eva
     )
 
 
-def run(cfg, show_progress: bool = True) -> Path:
+def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     """Train according to `cfg` (a RunConfig); returns the run directory."""
     from datasets import Dataset
     from transformers import PrinterCallback, Trainer, set_seed
@@ -217,7 +217,7 @@ def run(cfg, show_progress: bool = True) -> Path:
                                               cfg.train.weight_decay), None) if cfg.lora.plus_ratio else (None, None)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, optimizers=optimizers,
-                      callbacks=[_make_logger_callback(run_dir, show_progress)])
+                      callbacks=[_make_logger_callback(run_dir, show_progress), *callbacks])
     trainer.remove_callback(PrinterCallback)  # it would print raw log dicts over our progress bar
     if cfg.train.early_stopping_patience:
         from transformers import EarlyStoppingCallback

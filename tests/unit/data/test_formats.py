@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.data.formats import MAX_REPORTED, Example, iter_rows, load_examples, row_to_messages
+from tunesmith.data.formats import row_to_example, MAX_REPORTED, Example, iter_rows, load_examples, row_to_messages
 from tunesmith.errors import Problem, TunesmithError
 
 WHERE = {"file": "f.jsonl", "line": 3}
@@ -102,10 +102,22 @@ def test_auto_detects_chat_and_alpaca():
 
 
 def test_auto_with_unknown_keys_is_a_problem():
-    msgs, problems = row_to_messages({"prompt": "p", "completion": "c"}, "auto", WHERE)
+    msgs, problems = row_to_messages({"question": "p", "reply": "c"}, "auto", WHERE)
     assert msgs is None
     assert len(problems) == 1
-    assert problems[0].problem == "cannot tell the format from the keys (completion, prompt)"
+    assert problems[0].problem == "cannot tell the format from the keys (question, reply)"
+
+
+def test_prompt_rows_for_rl_and_prompt_completion_rows_for_sft():
+    ex, problems = row_to_example({"prompt": "2+2?", "answer": "4"}, "auto", WHERE)
+    assert problems == [] and ex.kind == "prompt"
+    assert ex.messages == [{"role": "user", "content": "2+2?"}] and ex.extra == {"answer": "4"}
+    ex, problems = row_to_example({"prompt": "p", "completion": "c"}, "auto", WHERE)
+    assert problems == [] and ex.kind == "chat"
+    assert ex.messages == [{"role": "user", "content": "p"}, {"role": "assistant", "content": "c"}]
+    ex, problems = row_to_example({"prompt": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]},
+                                  "prompt", WHERE)
+    assert ex is None and "ends with an assistant turn" in problems[0].problem
     assert problems[0].line == 3
 
 
