@@ -40,7 +40,8 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
 
     from tunesmith.data.inspect import statistics
     from tunesmith.data.prepare import check_kinds, load_all
-    from tunesmith.data.templates import PrepStats, Tokenized, tokenize_examples
+    from tunesmith.data.formats import task_examples
+    from tunesmith.data.templates import PrepStats, Tokenized, tokenize_examples, tokenize_text
     from tunesmith.models.loading import load_tokenizer, resolve
 
     cfg = _config(config, overrides)
@@ -51,7 +52,7 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
     source = resolve(cfg.model.name, cfg.model.gguf_file)
     tok = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
     report = {"config": cfg.config_path, "model": {"spec": source.spec, "kind": source.kind, "path": source.path},
-              "load": loaded.info, "data": {}}
+              "load": loaded.info, "data": {}, "max_length": cfg.data.max_length}
     if cfg.model.quantization != "none":  # a 4/8-bit path that is wrong or missing here is said now, not mid-run
         from tunesmith.models.quant import preflight
 
@@ -59,6 +60,13 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
     for name, examples in (("train", loaded.train), ("validation", loaded.validation)):
         if not examples:
             continue
+        if kinds == ("text",):  # continued pre-training: windows over the concatenated documents
+            rows, stats = tokenize_text(tok, examples, cfg.data.max_length, cfg.data.stride)
+            report["data"][name] = {**stats.summary(), "windows": len(rows), "kinds": {"text": len(examples)},
+                                    "template_problems": []}
+            continue
+        if kinds and "chat" in kinds:  # sft: classification rows are text -> label tasks
+            examples = task_examples(examples, cfg.data.task_prompt)
         convs = [replace(e, messages=_conversation_view(e)) for e in examples]
         chats = [e for e in convs if e.messages is not None]
         rows, stats, problems = tokenize_examples(tok, chats, cfg.data.max_length, cfg.data.overlong,

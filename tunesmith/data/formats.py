@@ -335,6 +335,20 @@ def _prompt_row(row: dict, w: _Where):
     return None if w.problems else (messages, {k: v for k, v in row.items() if k not in ("prompt", "completion")})
 
 
+def task_examples(examples: list[Example], template: str | None) -> list[Example]:
+    """Generative task tuning: classification rows (text, label) become a user prompt from
+    `template` ({text} replaced; None: the text alone) answered by the label, so a causal LM
+    learns text -> label with the usual assistant-only loss. Other rows pass unchanged."""
+    out = []
+    for ex in examples:
+        if ex.kind == "classification":
+            prompt = (template or "{text}").replace("{text}", ex.extra["text"])
+            ex = Example([{"role": "user", "content": prompt}, {"role": "assistant", "content": str(ex.extra["label"])}],
+                         ex.file, ex.line, "chat", {"label": ex.extra["label"]})
+        out.append(ex)
+    return out
+
+
 # --------------------------------------------------------------------------- loading
 
 

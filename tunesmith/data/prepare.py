@@ -10,8 +10,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunesmith.data.formats import Example, LoadReport, load_examples
-from tunesmith.data.templates import PrepStats, Tokenized, tokenize_examples
+from tunesmith.data.formats import Example, LoadReport, load_examples, task_examples
+from tunesmith.data.templates import PrepStats, Tokenized, tokenize_examples, tokenize_text
 from tunesmith.errors import Problem, TunesmithError, fail
 
 
@@ -126,8 +126,13 @@ def check_kinds(examples: list[Example], kinds: tuple[str, ...]) -> None:
     if wrong:
         e = wrong[0]
         raise fail(f"{len(wrong)} rows are {e.kind} rows; this recipe trains on {' / '.join(kinds)} rows",
-                   "use instruction or chat data here (preference, KTO, classification and raw-text rows "
-                   "belong to their own recipes)", file=e.file, line=e.line)
+                   f"{e.kind} rows train with {_RECIPES_FOR[e.kind]}; or give this recipe {' / '.join(kinds)} data",
+                   file=e.file, line=e.line)
+
+
+_RECIPES_FOR = {"chat": "recipe: sft", "text": "recipe: cpt", "preference": "recipe: dpo, orpo, simpo or reward",
+                "kto": "recipe: kto", "classification": "recipe: classify (or sft, text -> label)",
+                "prompt": "recipe: grpo or ppo"}
 
 
 def check_files(data) -> None:
@@ -211,6 +216,13 @@ def _prepare(data, tokenizer, seed: int, kinds: tuple[str, ...], loaded: Loaded 
     loaded = loaded or load_all(data, seed)
     train_ex, val_ex = loaded.train, loaded.validation
     check_kinds(train_ex + val_ex, kinds)
+    if kinds == ("text",):  # continued pre-training: documents concatenated and windowed
+        train_rows, train_stats = tokenize_text(tokenizer, train_ex, data.max_length, data.stride)
+        val_rows, val_stats = tokenize_text(tokenizer, val_ex, data.max_length) if val_ex else ([], None)
+        if not train_rows:
+            raise fail("no training text", "give data.train a .txt file or rows with a 'text' field")
+        return Prepared(train_rows, val_rows, train_stats, val_stats, load=loaded.info)
+    train_ex, val_ex = task_examples(train_ex, data.task_prompt), task_examples(val_ex, data.task_prompt)
 
     def tok(examples, what):
         rows, stats, problems = tokenize_examples(tokenizer, examples, data.max_length, data.overlong, data.train_on)

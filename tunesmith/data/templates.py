@@ -143,6 +143,31 @@ def tokenize_examples(tokenizer, examples, max_length: int, overlong: str = "dro
     return rows, stats, problems
 
 
+def tokenize_text(tokenizer, examples, max_length: int, stride: int | None = None) -> tuple[list[Tokenized], PrepStats]:
+    """Raw text for continued pre-training: every document is tokenized with EOS after it, the
+    documents are concatenated and cut into max_length windows (data/pack.py::windows). No chat
+    template and no loss mask: every token is a target once. Concatenating rather than padding each
+    document keeps every position a real token, and EOS teaches where documents end."""
+    from tunesmith.data.pack import windows
+
+    stats = PrepStats()
+    stream: list[int] = []
+    texts = [ex.extra["text"] for ex in examples]
+    for b in range(0, len(texts), 1024):
+        for ids in tokenizer(texts[b:b + 1024], add_special_tokens=False)["input_ids"]:
+            stats.rows += 1
+            stats.kept += 1
+            stats.lengths.append(len(ids) + 1)
+            stream.extend(ids)
+            if tokenizer.eos_token_id is not None:
+                stream.append(tokenizer.eos_token_id)
+    rows = windows(stream, max_length, stride) if stream else []
+    stats.tokens = sum(len(r.input_ids) for r in rows)
+    # The model predicts token t+1 from t: a window's first label is never a target (the shift).
+    stats.loss_tokens = sum(sum(1 for x in r.labels[1:] if x != IGNORE_INDEX) for r in rows)
+    return rows, stats
+
+
 def _keep(t: Tokenized, stats: PrepStats, rows: list[Tokenized], max_length: int, overlong: str) -> None:
     """Apply the overlong policy and the no-loss check to one row, counting what happens."""
     stats.lengths.append(len(t.input_ids))

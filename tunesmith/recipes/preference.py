@@ -1,9 +1,10 @@
-"""Preference alignment through trl: DPO (and its loss variants), KTO, and reward models.
+"""Preference alignment through trl: DPO (and its loss variants), KTO, ORPO, SimPO, and reward models.
 
 Reads top to bottom: setup -> data -> model -> train -> save. DPO rows are preference records
 (prompt, chosen, rejected as conversations), KTO rows unpaired (prompt, completion, label); trl
 applies the chat template and computes the loss. With LoRA the reference model is the base with
-the adapter disabled (no second copy). A reward model is the base with a one-output score head
+the adapter disabled (no second copy). ORPO (odds-ratio penalty added to the SFT loss) and SimPO
+(length-normalised margin, trl's CPOTrainer with loss_type=simpo and no BC term) need no reference. A reward model is the base with a one-output score head
 (AutoModelForSequenceClassification), trained on the same pairs with trl's RewardTrainer.
 """
 
@@ -15,12 +16,38 @@ from pathlib import Path
 from tunesmith import runs
 
 
+def _trainer_for(recipe: str, p) -> tuple[type, type, dict]:
+    """(trl config class, trainer class, recipe-specific arguments) for a preference recipe."""
+    if recipe == "kto":
+        from trl import KTOConfig, KTOTrainer
+
+        return KTOConfig, KTOTrainer, dict(desirable_weight=p.desirable_weight,
+                                           undesirable_weight=p.undesirable_weight, beta=p.beta)
+    if recipe == "reward":
+        from trl import RewardConfig, RewardTrainer
+
+        return RewardConfig, RewardTrainer, {}
+    import os
+
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # chosen knowingly: ORPO/CPO live there in trl 1.x
+    if recipe == "orpo":  # trl keeps ORPO in trl.experimental; its beta is the paper's lambda
+        from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+        return ORPOConfig, ORPOTrainer, dict(beta=p.beta)
+    if recipe == "simpo":  # SimPO = CPO's loss with the simpo margin and the BC term off (cpo_alpha=0)
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+        return CPOConfig, CPOTrainer, dict(loss_type="simpo", cpo_alpha=0.0, beta=p.beta, simpo_gamma=p.simpo_gamma,
+                                           label_smoothing=p.label_smoothing)
+    from trl import DPOConfig, DPOTrainer
+
+    return DPOConfig, DPOTrainer, dict(loss_type=[p.loss], label_smoothing=p.label_smoothing, beta=p.beta)
+
+
 def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
-    """Train with DPO according to `cfg` (recipe: dpo); returns the run directory."""
+    """Train a preference recipe (dpo, kto, orpo, simpo, reward) according to `cfg`; returns the run directory."""
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
-    from trl import DPOConfig, DPOTrainer, KTOConfig, KTOTrainer, RewardConfig, RewardTrainer
-
     from tunesmith.config import dump_yaml
     from tunesmith.data.prepare import check_kinds, data_files, load_all
     from tunesmith.data.templates import require_template
@@ -69,7 +96,8 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
             trust_remote_code=cfg.model.trust_remote_code)
         model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     else:
-        model = load_model(source, cfg.model.trust_remote_code, attention=attention)
+        model = load_model(source, cfg.model.trust_remote_code, attention=attention,
+                           **({"quantization": cfg.model.quantization} if cfg.model.quantization != "none" else {}))
     model.config.use_cache = False
     peft_config = None
     if cfg.train.method != "full":
@@ -78,11 +106,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
         peft_config = adapters.peft_config(cfg.train.method, cfg.lora, task="SEQ_CLS" if reward else "CAUSAL_LM")
 
     # --- train
-    p = cfg.preference
-    specific = (dict(desirable_weight=p.desirable_weight, undesirable_weight=p.undesirable_weight, beta=p.beta) if kto
-                else {} if reward else dict(loss_type=[p.loss], label_smoothing=p.label_smoothing, beta=p.beta))
-    config_cls, trainer_cls = ((KTOConfig, KTOTrainer) if kto else (RewardConfig, RewardTrainer) if reward
-                               else (DPOConfig, DPOTrainer))
+    config_cls, trainer_cls, specific = _trainer_for(cfg.recipe, cfg.preference)
     args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None, config_cls,
                                max_length=cfg.data.max_length, **specific)
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
