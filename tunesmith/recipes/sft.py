@@ -1,4 +1,5 @@
-"""Supervised fine-tuning (instruction / chat) with LoRA or full updates.
+"""Supervised fine-tuning (instruction / chat, text -> label tasks) and continued pre-training
+(raw text, recipe: cpt) with LoRA, the other peft methods, or full updates.
 
 Reads top to bottom: setup -> data -> model -> train -> evaluate -> save. The training loop is
 transformers' Trainer (on accelerate), so checkpointing, resume, gradient accumulation with
@@ -14,6 +15,7 @@ from pathlib import Path
 from tunesmith import runs
 from tunesmith.models import adapters
 from tunesmith.data.templates import IGNORE_INDEX
+from tunesmith.recipes import KINDS
 
 
 class PackedCollator:
@@ -144,6 +146,10 @@ def _training_arguments(train, run_dir: Path, precision: str, seed: int, has_eva
 
 def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     """Train according to `cfg` (a RunConfig); returns the run directory."""
+    if cfg.privacy.enabled:  # DP-SGD needs its own loop (opacus wraps the optimizer and the sampler)
+        from tunesmith.recipes import dp
+
+        return dp.run(cfg, show_progress=show_progress, callbacks=callbacks)
     from datasets import Dataset
     from transformers import PrinterCallback, Trainer, set_seed
 
@@ -159,20 +165,24 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- data (before the run directory exists: bad data never leaves a half-made run behind)
     tokenizer = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
-    prepared = prepare(cfg.data, tokenizer, cfg.seed)
+    prepared = prepare(cfg.data, tokenizer, cfg.seed, KINDS[cfg.recipe])
     run_dir, resume_from = runs.prepare_run_dir(cfg)
-    (run_dir / runs.CONFIG_FILE).write_text(dump_yaml(cfg))
+    writer = runs.is_main_process()  # under accelerate launch only the main process writes the run directory
+    if writer:
+        (run_dir / runs.CONFIG_FILE).write_text(dump_yaml(cfg))
     manifest = runs.build_manifest(cfg, data_files=data_files(cfg.data), model_source=source, precision=precision)
     manifest["tokenizer"] = {  # inherited values, with where they came from (STYLE rule 6)
         "chat_template": "model.chat_template (config)" if cfg.model.chat_template else "the model's tokenizer",
         "pad_token": tokenizer.pad_token, "eos_token": tokenizer.eos_token}
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
-    runs.write_json(run_dir / "data_report.json", prepared.report())
+    if writer:
+        runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+        runs.write_json(run_dir / "data_report.json", prepared.report())
     if cfg.data.packing:
         from tunesmith.data.pack import pack
 
         packs, packing = pack(prepared.train, cfg.data.max_length, tokenizer.pad_token_id)
-        runs.write_json(run_dir / "data_report.json", {**prepared.report(), "packing": packing})
+        if writer:
+            runs.write_json(run_dir / "data_report.json", {**prepared.report(), "packing": packing})
         train_ds = Dataset.from_list([vars(p) for p in packs])
         print(f"tunesmith: packed {packing['examples']} rows into {packing['packs']} sequences of "
               f"{cfg.data.max_length} tokens ({packing['efficiency']:.0%} real tokens, against "
@@ -194,7 +204,8 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     # keeps fp32 master weights, with bf16 only as autocast.
     base_dtype = "bfloat16" if precision[0] == "bf16" and cfg.train.method != "full" else "float32"
     attention = training_attention(cfg.model.attention, cfg.data.max_length)
-    model = load_model(source, cfg.model.trust_remote_code, dtype=base_dtype, attention=attention)
+    model = load_model(source, cfg.model.trust_remote_code, dtype=base_dtype, attention=attention,
+                       **({"quantization": cfg.model.quantization} if cfg.model.quantization != "none" else {}))
     model.config.use_cache = False  # the KV cache is useless in training and costs memory
     if cfg.train.method == "full":
         frozen = adapters.freeze(model, cfg.train.freeze) if cfg.train.freeze else 0
@@ -243,9 +254,16 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- save
     out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
-                    resumed_from=resume_from, output=out.name)
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        # Sharded weights (FSDP, ZeRO-3) must be gathered by every process together; the trainer
+        # does that and writes on the main process only.
+        trainer.save_model(str(out))
+    elif writer:
+        model.save_pretrained(out)
+    if writer:
+        tokenizer.save_pretrained(out)
+        manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
+                        resumed_from=resume_from, output=out.name)
+        runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+    runs.barrier()  # every process returns a finished run directory
     return run_dir
