@@ -27,6 +27,19 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from pathlib import Path
+
+    from tunesmith.sweep import run_sweep
+
+    best = run_sweep(args.config, args.overrides, trials=args.trials, show_progress=args.progress)
+    print()
+    print((Path(best["sweep_dir"]) / "results.md").read_text(encoding="utf-8"), end="")
+    print(f"tunesmith: best trial {best['best_trial']:03d} ({best['metric']} {best['best_value']:.4f}); "
+          f"run directory {best['best_run_dir']}")
+    return 0
+
+
 def cmd_validate(args) -> int:
     from tunesmith.api import validate
 
@@ -207,8 +220,8 @@ def cmd_data(args) -> int:
     return 2
 
 
-COMMANDS = {"train": cmd_train, "validate": cmd_validate, "generate": cmd_generate, "chat": cmd_chat,
-            "models": cmd_models, "config": cmd_config, "data": cmd_data}
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "validate": cmd_validate, "generate": cmd_generate,
+            "chat": cmd_chat, "models": cmd_models, "config": cmd_config, "data": cmd_data}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,6 +239,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = with_config("train", "fine-tune a model as the config says")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s = with_config("sweep", "search hyperparameters (the config's sweep: section): one run per trial, "
+                    "results in <output_dir>/<name>-sweep/")
+    s.add_argument("--trials", type=int, default=None, help="number of trials (replaces sweep.trials)")
+    s.add_argument("--progress", action="store_true", help="show each trial's progress bar")
     s = with_config("validate", "check config, model and data without training (data errors name file:line)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     with_config("config", "print the config reference, or the resolved CONFIG", optional=True)
