@@ -120,10 +120,13 @@ def _print_data_report(report: dict) -> None:
     for p in rows["problems"][:10]:
         print(f"  {p}")
     for split, s in report["data"].items():
-        st = s["statistics"]
         print(f"\n{split}: {s['kept']} of {s['rows']} rows kept; kinds {s['kinds']}")
         print(f"  tokens {s['tokens']}, {s['loss_token_fraction']:.0%} carry loss; length min/median/max "
               f"{s['length_min']}/{s['length_median']}/{s['length_max']}")
+        if "windows" in s:  # raw text (recipe: cpt): documents concatenated into windows
+            print(f"  {s['windows']} windows of up to {report['max_length']} tokens")
+            continue
+        st = s["statistics"]
         o = st["over_max_length"]
         print(f"  over max_length={o['max_length']} (policy {o['policy']}): {o['dropped']} dropped, "
               f"{o['truncated']} truncated, {o['dropped_no_loss']} left with no trained token")

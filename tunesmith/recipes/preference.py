@@ -117,12 +117,19 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.time() - t0
 
-    # --- save
+    # --- evaluate
     logged = [h for h in trainer.state.log_history if "loss" in h]
     final = {"train_loss": result.training_loss, "steps": trainer.state.global_step,
              "train_seconds": round(seconds, 1),
              **{k.replace("/", "_"): v for k, v in (logged[-1] if logged else {}).items()
                 if k.startswith(("rewards/", "accuracy", "margin"))}}
+    if eval_ds is not None:  # held-out pairs: reward accuracy and margins (DPO), pairwise accuracy (reward)
+        done = [h for h in trainer.state.log_history if "eval_loss" in h and h.get("step") == trainer.state.global_step]
+        metrics = done[-1] if done else trainer.evaluate()
+        final.update({k.replace("/", "_"): v for k, v in metrics.items()
+                      if isinstance(v, (int, float)) and not k.endswith(("_runtime", "_per_second", "epoch", "step"))})
+
+    # --- save
     out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
     trainer.model.save_pretrained(out)
     tokenizer.save_pretrained(out)
