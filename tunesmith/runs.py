@@ -8,6 +8,11 @@ runs/<name>/
   adapter/          the LoRA adapter (plain peft), with the tokenizer      [method: lora]
   model/            the full fine-tuned model, with the tokenizer          [method: full]
   checkpoints/      resumable trainer checkpoints
+
+Under `accelerate launch` / `torchrun` every process runs the recipe. The main process (global
+rank 0) alone creates, resumes and writes the run directory; the others wait for it and then use
+the same directory and checkpoint (see docs/distributed.md). Several machines need the run
+directory on a filesystem they all share.
 """
 
 from __future__ import annotations
@@ -29,12 +34,81 @@ def run_dir_for(cfg) -> Path:
     return Path(cfg.output_dir) / cfg.name
 
 
+# accelerate launch, torchrun and the deepspeed launcher set WORLD_SIZE/RANK; mpirun (accelerate's
+# multi-CPU path) sets its own names, read in this order by accelerate's get_cpu_distributed_information.
+_WORLD_VARS = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_RANK_VARS = ("RANK", "PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK")
+
+
+def _env_int(names: tuple[str, ...], default: int) -> int:
+    return next((int(os.environ[n]) for n in names if os.environ.get(n, "").strip()), default)
+
+
+def world_size() -> int:
+    """Number of processes the launcher started; 1 for a plain `tunesmith train`."""
+    return _env_int(_WORLD_VARS, 1)
+
+
+def is_main_process() -> bool:
+    """True in a single-process run and on global rank 0 of a launched one: the one process that
+    writes the run directory (one writer in all, not one per machine: the directory is shared)."""
+    return _env_int(_RANK_VARS, 0) == 0
+
+
 def prepare_run_dir(cfg) -> tuple[Path, str | None]:
     """Create the run directory; returns (run_dir, checkpoint to resume from or None).
 
     A finished run is never overwritten silently; an unfinished one with checkpoints is resumed,
     so re-running the same command after a crash continues where it stopped.
+
+    Launched as several processes, the main process decides alone (two deciding at once would race:
+    the second could see the first's fresh directory as an unfinished run, or delete it) and sends
+    its answer, or its error, to the others, which wait for it: so every process resumes from the
+    same checkpoint, and a refused run stops all of them instead of leaving them at a barrier.
     """
+    if world_size() == 1:
+        return _prepare_run_dir(cfg)
+    from datetime import timedelta
+
+    import torch.distributed as dist
+    from accelerate import PartialState
+
+    from tunesmith.errors import TunesmithError
+
+    # Joins the process group the launcher described (nccl on GPUs, gloo on CPU). The timeout is
+    # transformers' ddp_timeout default, which the trainer would have set had it opened the group.
+    PartialState(timeout=timedelta(seconds=1800))
+    message: list = [None]
+    error = None
+    if is_main_process():
+        try:
+            run_dir, resume = _prepare_run_dir(cfg)
+            message[0] = ("ok", str(run_dir), resume)
+        except TunesmithError as e:
+            error, message[0] = e, ("user_error", e.problems, e.title)
+        except Exception as e:  # noqa: BLE001 - sent on so the other processes stop too, then re-raised
+            error, message[0] = e, ("error", f"{type(e).__name__}: {e}", None)
+    dist.broadcast_object_list(message, src=0)
+    if error is not None:
+        raise error
+    kind, payload, extra = message[0]
+    if kind == "user_error":
+        raise TunesmithError(payload, title=extra)
+    if kind == "error":
+        raise RuntimeError(f"the main process failed to prepare the run directory: {payload}")
+    return Path(payload), extra
+
+
+def barrier() -> None:
+    """Launched as several processes: wait until all reach this point (the main one has written)."""
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
+
+
+def _prepare_run_dir(cfg) -> tuple[Path, str | None]:
     run_dir = run_dir_for(cfg)
     manifest = read_manifest(run_dir)
     if manifest and manifest.get("status") == "completed":
@@ -123,6 +197,10 @@ def is_run_dir(path: str | Path) -> bool:
 
 
 def append_metrics(run_dir: Path, row: dict) -> None:
+    """One line per log step. Trainer calls on_log on every process with the same (already
+    gathered) values, so only the main process writes: one line per step, not one per process."""
+    if not is_main_process():
+        return
     with open(run_dir / METRICS_FILE, "a") as f:
         f.write(json.dumps(row) + "\n")
 
@@ -157,7 +235,7 @@ def build_manifest(cfg, *, data_files: list[str], model_source, precision: tuple
     from tunesmith.hardware import hardware_info
     from tunesmith.models.loading import file_sha256
 
-    return {
+    manifest = {
         "tunesmith_run": 1,
         "status": "running",
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -172,3 +250,7 @@ def build_manifest(cfg, *, data_files: list[str], model_source, precision: tuple
                   "sha256": file_sha256(model_source.weights_file) if model_source.weights_file else None},
         "hardware": hardware_info(),
     }
+    n = world_size()
+    if n > 1:  # launched as several processes: each step's batch is per-device batch x accumulation x n
+        manifest["distributed"] = {"processes": n, "global_batch": cfg.train.batch_size * cfg.train.grad_accum * n}
+    return manifest
