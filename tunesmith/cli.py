@@ -17,7 +17,10 @@ def cmd_train(args) -> int:
     from tunesmith.api import train
 
     run_dir = train(args.config, args.overrides, show_progress=not args.quiet)
-    from tunesmith.runs import read_manifest
+    from tunesmith.runs import is_main_process, read_manifest
+
+    if not is_main_process():  # under accelerate launch the main process reports, once
+        return 0
 
     result = (read_manifest(run_dir) or {}).get("result", {})
     print(f"tunesmith: run finished in {result.get('train_seconds')} s, {result.get('tokens_per_s')} tokens/s; "

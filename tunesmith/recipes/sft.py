@@ -70,7 +70,8 @@ def _make_logger_callback(run_dir: Path, show_progress: bool):
 
             self.t0, self.tokens0, self.step0 = time.time(), state.num_input_tokens_seen, state.global_step
             self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc="train", unit="step",
-                            disable=not show_progress, dynamic_ncols=True)
+                            disable=not (show_progress and state.is_world_process_zero),
+                            dynamic_ncols=True)
 
         def tokens_per_s(self, state) -> float:
             dt = time.time() - self.t0
@@ -184,19 +185,21 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
         if writer:
             runs.write_json(run_dir / "data_report.json", {**prepared.report(), "packing": packing})
         train_ds = Dataset.from_list([vars(p) for p in packs])
-        print(f"tunesmith: packed {packing['examples']} rows into {packing['packs']} sequences of "
-              f"{cfg.data.max_length} tokens ({packing['efficiency']:.0%} real tokens, against "
-              f"{packing['padded_efficiency']:.0%} padded)", flush=True)
+        if writer:
+            print(f"tunesmith: packed {packing['examples']} rows into {packing['packs']} sequences of "
+                  f"{cfg.data.max_length} tokens ({packing['efficiency']:.0%} real tokens, against "
+                  f"{packing['padded_efficiency']:.0%} padded)", flush=True)
     else:
         train_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels} for r in prepared.train])
     eval_ds = Dataset.from_list([{"input_ids": r.input_ids, "labels": r.labels}
                                  for r in prepared.validation]) if prepared.validation else None
     s, skipped = prepared.train_stats, prepared.load["train"]["rows"]["skipped"]
-    if skipped:
+    if skipped and writer:
         print(f"tunesmith: skipped bad rows (data.on_error=skip), by reason: {skipped}", flush=True)
-    print(f"tunesmith: {s.kept} training rows ({s.dropped_overlong} dropped and {s.truncated} truncated as longer "
-          f"than {cfg.data.max_length} tokens), {len(prepared.validation)} validation rows; precision "
-          f"{precision[0]} ({precision[1]})", flush=True)
+    if writer:
+        print(f"tunesmith: {s.kept} training rows ({s.dropped_overlong} dropped and {s.truncated} truncated as "
+              f"longer than {cfg.data.max_length} tokens), {len(prepared.validation)} validation rows; precision "
+              f"{precision[0]} ({precision[1]})", flush=True)
 
     # --- model
     # LoRA never updates the base weights, so under bf16 they are stored in bf16: no per-step
