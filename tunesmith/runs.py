@@ -180,6 +180,9 @@ def last_checkpoint(run_dir: Path) -> str | None:
 
 
 def write_json(path: Path, obj) -> None:
+    """Atomic JSON write; launched as several processes, only the main one writes (one file, one writer)."""
+    if not is_main_process():
+        return
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
     os.replace(tmp, path)

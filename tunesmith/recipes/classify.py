@@ -79,7 +79,9 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     train_ds = encode(loaded.train)
     eval_ds = encode(loaded.validation) if loaded.validation else None
     run_dir, resume_from = runs.prepare_run_dir(cfg)
-    (run_dir / runs.CONFIG_FILE).write_text(dump_yaml(cfg))
+    writer = runs.is_main_process()  # under accelerate launch only the main process writes the run directory
+    if writer:
+        (run_dir / runs.CONFIG_FILE).write_text(dump_yaml(cfg))
     manifest = runs.build_manifest(cfg, data_files=data_files(cfg.data), model_source=source, precision=precision)
     manifest["labels"] = labels
     runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
@@ -126,10 +128,15 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- save
     out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    (out / "labels.json").write_text(json.dumps(names))
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        trainer.save_model(str(out))  # sharded weights are gathered by every process together
+    elif writer:
+        model.save_pretrained(out)
+    if writer:
+        tokenizer.save_pretrained(out)
+        (out / "labels.json").write_text(json.dumps(names))
     manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
                     resumed_from=resume_from, output=out.name)
     runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+    runs.barrier()  # every process returns a finished run directory
     return run_dir
