@@ -293,7 +293,7 @@ def _train_loop(model, optimizer, scheduler, dp_loader, eval_loader, engine, run
     model.train()
     t0, tokens, losses_logged, evals = time.time(), 0, [], {}
     window, window_rows = 0.0, 0  # the current logical batch's summed example losses, for logging
-    _emit(callbacks, "on_train_begin", state, control)
+    _emit(callbacks, "on_train_begin", state, control, model=model)
     with BatchMemoryManager(data_loader=dp_loader, max_physical_batch_size=t.batch_size,
                             optimizer=optimizer) as physical, warnings.catch_warnings():
         # Hooks on lora_A of the first layer see inputs that need no gradient (the embedding is
@@ -345,5 +345,5 @@ def _train_loop(model, optimizer, scheduler, dp_loader, eval_loader, engine, run
                 if state.global_step >= steps or control.should_training_stop:
                     break
     bar.close()
-    _emit(callbacks, "on_train_end", state, control)
+    _emit(callbacks, "on_train_end", state, control, model=model)
     return {"losses": losses_logged, "tokens": tokens, "seconds": time.time() - t0, "eval": evals}
