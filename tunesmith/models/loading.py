@@ -149,6 +149,9 @@ def materialize(source: ModelSource) -> Path | str:
     tok.save_pretrained(tmp)
     (tmp / "tunesmith-cache.json").write_text(json.dumps(
         {"source": source.path, "sha256": file_sha256(source.path), "seconds": round(time.time() - t0, 1)}, indent=2))
+    if (target / "tunesmith-cache.json").exists():  # another process finished first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+        return target
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return target

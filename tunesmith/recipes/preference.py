@@ -99,7 +99,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
         model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     else:
         model = load_model(source, cfg.model.trust_remote_code, attention=attention,
-                           **({"quantization": cfg.model.quantization} if cfg.model.quantization != "none" else {}))
+                           quantization=cfg.model.quantization)
     model.config.use_cache = False
     peft_config = None
     if cfg.train.method != "full":

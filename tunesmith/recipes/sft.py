@@ -208,7 +208,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     base_dtype = "bfloat16" if precision[0] == "bf16" and cfg.train.method != "full" else "float32"
     attention = training_attention(cfg.model.attention, cfg.data.max_length)
     model = load_model(source, cfg.model.trust_remote_code, dtype=base_dtype, attention=attention,
-                       **({"quantization": cfg.model.quantization} if cfg.model.quantization != "none" else {}))
+                       quantization=cfg.model.quantization)
     model.config.use_cache = False  # the KV cache is useless in training and costs memory
     if cfg.train.method == "full":
         frozen = adapters.freeze(model, cfg.train.freeze) if cfg.train.freeze else 0
@@ -219,6 +219,8 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     total = sum(p.numel() for p in model.parameters())
     manifest["parameters"] = {"trainable": trainable, "total": total}
     manifest["model"].update(base_dtype=base_dtype, attention=attention)
+    if cfg.model.quantization != "none":  # 4/8-bit linear layers; embeddings and norms stay fp32
+        manifest["model"].update(quantization=cfg.model.quantization, base_dtype="float32", compute_dtype=base_dtype)
 
     # --- train
     args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None,
