@@ -308,10 +308,9 @@ def _load_policy(cfg, source, precision):
 
     # As in sft: LoRA never updates the base, so under bf16 the base is stored in bf16.
     base_dtype = "bfloat16" if precision[0] == "bf16" and cfg.train.method != "full" else "float32"
-    # load_model takes `quantization` only where QLoRA is wired in; pass it only when asked for.
-    quant = {"quantization": cfg.model.quantization} if cfg.model.quantization != "none" else {}
     model = load_model(source, cfg.model.trust_remote_code, dtype=base_dtype,
-                       attention=training_attention(cfg.model.attention, cfg.data.max_length), **quant)
+                       attention=training_attention(cfg.model.attention, cfg.data.max_length),
+                       quantization=cfg.model.quantization)
     return model, base_dtype
 
 
