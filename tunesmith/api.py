@@ -49,6 +49,10 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
     loaded = load_all(cfg.data, cfg.seed)
     if kinds:
         check_kinds(loaded.train + loaded.validation, kinds)
+    if kinds and cfg.recipe in ("grpo", "ppo"):  # reward functions import, batches hold whole groups
+        from tunesmith.recipes.rl import check as check_rl
+
+        check_rl(cfg)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
     tok = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
     report = {"config": cfg.config_path, "model": {"spec": source.spec, "kind": source.kind, "path": source.path},
@@ -71,9 +75,11 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
         chats = [e for e in convs if e.messages is not None]
         rows, stats, problems = tokenize_examples(tok, chats, cfg.data.max_length, cfg.data.overlong,
                                                   cfg.data.train_on) if chats else ([], PrepStats(), [])
-        for e in convs:  # raw text and classification rows: lengths only, no loss mask
+        for orig, e in zip(examples, convs):  # raw text, classification and prompt rows: lengths only
             if e.messages is None:
-                ids = tok(e.extra["text"], add_special_tokens=False)["input_ids"]
+                text = (tok.apply_chat_template(orig.messages, tokenize=False, add_generation_prompt=True)
+                        if orig.kind == "prompt" else e.extra["text"])
+                ids = tok(text, add_special_tokens=False)["input_ids"]
                 stats.rows += 1
                 stats.lengths.append(len(ids))
                 if len(ids) <= cfg.data.max_length or cfg.data.overlong == "truncate":
