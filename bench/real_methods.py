@@ -92,7 +92,7 @@ def main() -> None:
             results.append(run_lm("cpt-tinyshakespeare", {
                 "recipe": "cpt", "data": {"train": [str(SHARED / "raw_text/tinyshakespeare_part1.txt")],
                                           "validation_fraction": 0.02, "max_length": 256},
-                "train": {"max_steps": steps(40), "batch_size": 8, "learning_rate": 3e-4, "eval_steps": 0,
+                "train": {"max_steps": steps(40), "batch_size": 4, "learning_rate": 3e-4, "eval_steps": 0,
                           "save_steps": 10**6, "logging_steps": 10}, "lora": lora}, out))
             print(results[-1], flush=True)
         if "dpo" in only:
@@ -110,7 +110,7 @@ def main() -> None:
             r = read_manifest(run_dir)["result"]
             results.append({"method": "dpo-hh-rlhf", "steps": r["steps"], "train_seconds": r["train_seconds"],
                             "wall_seconds": round(time.time() - t0, 1),
-                            "base_reward_accuracy": 0.0, "base_margin": 0.0,  # policy == reference before training
+                            "base_pairs_loss": round(math.log(2), 4), "base_margin": 0.0,  # policy == reference
                             "heldout_reward_accuracy": round(r["eval_rewards_accuracies"], 4),
                             "heldout_margin": round(r["eval_rewards_margins"], 4),
                             "heldout_pairs_loss": round(r["eval_loss"], 4)})
@@ -153,8 +153,9 @@ def main() -> None:
             before, after = f"loss {r['base_loss']} (ppl {r['base_perplexity']})", \
                 f"loss {r['tuned_loss']} (ppl {r['tuned_perplexity']})"
         elif "heldout_margin" in r:
-            before = "reward acc 0, margin 0 (reference)"
-            after = f"reward acc {r['heldout_reward_accuracy']}, margin {r['heldout_margin']}"
+            before = "pair loss ln 2 = 0.6931, margin 0 (policy = reference)"
+            after = (f"pair loss {r['heldout_pairs_loss']}, margin {r['heldout_margin']}, "
+                     f"reward accuracy {r['heldout_reward_accuracy']}")
         else:
             before = f"majority class {r['majority_class_accuracy']}"
             after = f"accuracy {r['heldout_accuracy']}, F1 {r['heldout_f1_macro']}"
