@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -131,3 +132,47 @@ def test_early_stopping_stops_and_keeps_the_best(tiny_config):
 
     evals = {m["step"]: m["eval_loss"] for m in read_metrics(run_dir) if "eval_loss" in m}
     assert result["best_checkpoint"].endswith(f"checkpoint-{min(evals, key=evals.get)}")
+
+
+def _losses_and_adapter(run_dir):
+    from tunesmith.runs import read_metrics
+
+    losses = [m["loss"] for m in read_metrics(run_dir) if "loss" in m]
+    return losses, load_file(run_dir / "adapter" / "adapter_model.safetensors")
+
+
+def test_same_seed_same_run_other_seed_other_run(tiny_config):
+    """Seed determinism: data order, LoRA init and dropout all follow `seed`."""
+    common = dict(train__eval_steps=0, data__validation_fraction=0.0, lora__dropout=0.1)
+    a = _losses_and_adapter(_run({**tiny_config, "name": "a"}, **common))
+    b = _losses_and_adapter(_run({**tiny_config, "name": "b"}, **common))
+    c = _losses_and_adapter(_run({**tiny_config, "name": "c", "seed": 8}, **common))
+    assert a[0] == b[0] and all(torch.equal(a[1][k], b[1][k]) for k in a[1])
+    assert a[0] != c[0] and any(not torch.equal(a[1][k], c[1][k]) for k in a[1])
+
+
+def test_gradient_checkpointing_gives_the_same_training(tiny_config):
+    """Activation checkpointing recomputes activations in the backward pass: same numbers, less memory."""
+    common = dict(train__eval_steps=0, data__validation_fraction=0.0)
+    plain = _losses_and_adapter(_run({**tiny_config, "name": "plain"}, **common))
+    ckpt = _losses_and_adapter(_run({**tiny_config, "name": "ckpt"}, train__gradient_checkpointing=True, **common))
+    assert ckpt[0] == pytest.approx(plain[0], rel=1e-5)
+    assert all(torch.allclose(plain[1][k], ckpt[1][k], rtol=1e-4, atol=1e-6) for k in plain[1])
+
+
+@pytest.mark.parametrize("scheduler", ["linear", "cosine", "constant_with_warmup"])
+def test_learning_rate_follows_warmup_and_schedule(tiny_config, scheduler):
+    from tunesmith.runs import read_metrics
+
+    run_dir = _run(tiny_config, train__max_steps=8, train__eval_steps=0, data__validation_fraction=0.0,
+                   train__warmup_ratio=0.25, train__lr_scheduler=scheduler, train__learning_rate=1e-3)
+    lr = {m["step"]: m["learning_rate"] for m in read_metrics(run_dir) if "learning_rate" in m}
+
+    def expected(k):  # the schedule's factor after k optimizer steps; 2 warm-up steps (25% of 8)
+        if k < 2:
+            return k / 2
+        return {"linear": (8 - k) / 6, "cosine": 0.5 * (1 + math.cos(math.pi * (k - 2) / 6)),
+                "constant_with_warmup": 1.0}[scheduler]
+
+    # The rate logged at step s is the one step s used: the factor after s - 1 steps.
+    assert [lr[s] for s in range(1, 9)] == pytest.approx([1e-3 * expected(s - 1) for s in range(1, 9)], abs=1e-9)
