@@ -42,7 +42,7 @@ _NO_KERNELS_HINT = _DropMessage("kernels-community")
 _NO_FP16_CAST_NOTE = _DropMessage("will be cast from")
 
 
-def _quiet_bitsandbytes() -> None:
+def quiet_bitsandbytes() -> None:
     """Drop two bitsandbytes log lines about paths tunesmith does not take. Installed on the named
     loggers before the first `import bitsandbytes`, since the first fires at import; adding the
     same filter object twice is a no-op, so calling this again is harmless."""
@@ -66,7 +66,7 @@ def bnb_config(quantization: str, compute_dtype: str):
     import torch
     from transformers import BitsAndBytesConfig
 
-    _quiet_bitsandbytes()
+    quiet_bitsandbytes()
     if quantization == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=quantization,
@@ -106,7 +106,7 @@ def preflight(quantization: str) -> dict:
     and input gradient match its dequantized weight. Returns what was found, for the report."""
     field = "model.quantization"
     fix_install = "pip install 'bitsandbytes>=0.48' (CPU kernels need 0.48+), or set model.quantization=none"
-    _quiet_bitsandbytes()
+    quiet_bitsandbytes()
     try:
         import bitsandbytes as bnb
     except Exception as e:  # ImportError, or a broken native library raising at import

@@ -20,5 +20,8 @@ KINDS = {"sft": ("chat", "classification"), "cpt": ("text",), "classify": ("clas
 
 def recipe(name: str):
     """The training function of recipe `name`."""
+    from tunesmith.models.quant import quiet_bitsandbytes
+
+    quiet_bitsandbytes()  # peft imports bitsandbytes when installed: drop its hint about a kernel we never use
     module, func = _ENTRY[name].split(":")
     return getattr(importlib.import_module(f"tunesmith.recipes.{module}"), func)
