@@ -129,6 +129,9 @@ try:
 except TunesmithError as e:
     out["finished"] = str(e)
 print("RESULT " + json.dumps(out), flush=True)
+import torch.distributed as dist
+runs.barrier()  # leave together: a peer exiting mid-teardown can abort gloo in the other process
+dist.destroy_process_group()
 """
 
 
@@ -145,7 +148,7 @@ def test_run_dir_is_prepared_by_the_main_process_and_shared(tmp_path):
     outs = [p.communicate(timeout=120)[0] for p in procs]  # a process left at a barrier would hang here
     results = []
     for p, out in zip(procs, outs):
-        assert p.returncode == 0, out[-3000:]
+        assert p.returncode == 0, (p.returncode, out[-3000:])
         results.append(json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:]))
     run_dir = str(tmp_path / "runs" / "r")
     assert results[0] == results[1]  # both processes got the main process's answer
