@@ -179,6 +179,27 @@ def last_checkpoint(run_dir: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
+def save_trained(trainer, model, tokenizer, out: Path) -> None:
+    """Write the trained weights (adapter or full model) and the tokenizer to `out`, once.
+    Sharded weights (FSDP, ZeRO-3) must be gathered by every process together: the trainer does
+    that and writes on the main process only."""
+    if trainer is not None and (trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled):
+        trainer.save_model(str(out))
+    elif is_main_process():
+        model.save_pretrained(out)
+    if is_main_process():
+        tokenizer.save_pretrained(out)
+
+
+def complete(run_dir: Path, manifest: dict, result: dict, resumed_from: str | None, out: Path, **extra) -> None:
+    """Mark the run finished in its manifest (with the result), then wait for every process, so each
+    returns a finished run directory."""
+    manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=result,
+                    resumed_from=resumed_from, output=out.name, **extra)
+    write_json(run_dir / MANIFEST_FILE, manifest)
+    barrier()
+
+
 def write_json(path: Path, obj) -> None:
     """Atomic JSON write; launched as several processes, only the main one writes (one file, one writer)."""
     if not is_main_process():

@@ -128,15 +128,8 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- save
     out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
-    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
-        trainer.save_model(str(out))  # sharded weights are gathered by every process together
-    elif writer:
-        model.save_pretrained(out)
+    runs.save_trained(trainer, model, tokenizer, out)
     if writer:
-        tokenizer.save_pretrained(out)
         (out / "labels.json").write_text(json.dumps(names))
-    manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
-                    resumed_from=resume_from, output=out.name)
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
-    runs.barrier()  # every process returns a finished run directory
+    runs.complete(run_dir, manifest, final, resume_from, out)
     return run_dir

@@ -276,11 +276,8 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- save
     out = run_dir / "adapter"
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
-                    resumed_from=None, output=out.name)
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+    runs.save_trained(None, model, tokenizer, out)
+    runs.complete(run_dir, manifest, final, None, out)
     return run_dir
 
 

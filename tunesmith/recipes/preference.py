@@ -133,14 +133,6 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- save
     out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
-    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
-        trainer.save_model(str(out))  # sharded weights are gathered by every process together
-    elif writer:
-        trainer.model.save_pretrained(out)
-    if writer:
-        tokenizer.save_pretrained(out)
-    manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
-                    resumed_from=resume_from, output=out.name)
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
-    runs.barrier()  # every process returns a finished run directory
+    runs.save_trained(trainer, trainer.model, tokenizer, out)
+    runs.complete(run_dir, manifest, final, resume_from, out)
     return run_dir

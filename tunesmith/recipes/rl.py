@@ -383,11 +383,8 @@ def run_grpo(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     if eval_ds is not None:
         final["eval_reward"] = trainer.evaluate().get("eval_reward")
     out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
-    trainer.model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
-                    resumed_from=resume_from, output=out.name)
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+    runs.save_trained(trainer, trainer.model, tokenizer, out)
+    runs.complete(run_dir, manifest, final, resume_from, out)
     return run_dir
 
 
@@ -609,15 +606,12 @@ def run_ppo(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- save: the adapter (plain peft) and the value head beside it
     out = run_dir / "adapter"
-    policy.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    runs.save_trained(None, policy, tokenizer, out)
     save_file(value_head.state_dict(), str(run_dir / "value_head.safetensors"))
     final = {"steps": steps, "train_seconds": round(seconds, 1), "score_first": history[0]["score"],
              "score_last": history[-1]["score"], "kl_last": history[-1]["kl"],
              "policy_loss_last": history[-1]["policy_loss"], "value_loss_last": history[-1]["value_loss"]}
-    manifest.update(status="completed", finished=time.strftime("%Y-%m-%dT%H:%M:%S%z"), result=final,
-                    resumed_from=None, output=out.name, value_head="value_head.safetensors")
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+    runs.complete(run_dir, manifest, final, None, out, value_head="value_head.safetensors")
     return run_dir
 
 
