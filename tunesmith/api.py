@@ -26,7 +26,38 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
     from tunesmith.recipes import recipe
 
     cfg = _config(config, overrides)
-    return recipe(cfg.recipe)(cfg, show_progress=show_progress, callbacks=callbacks)
+    if cfg.eval.suite:  # a broken suite is reported now, not after hours of training
+        from tunesmith.eval.tasks import load_suite
+
+        load_suite(cfg.eval.suite, cfg.eval.limit)
+    run_dir = recipe(cfg.recipe)(cfg, show_progress=show_progress, callbacks=callbacks)
+    from tunesmith.runs import is_main_process
+
+    if cfg.eval.suite and is_main_process():
+        evaluate(run_dir, cfg.eval.suite, limit=cfg.eval.limit, threshold=cfg.eval.threshold,
+                 samples=cfg.eval.samples, judge=cfg.eval.judge, show_progress=show_progress)
+    return run_dir
+
+
+def evaluate(run_or_model: str | Path, suite: str | Path, *, out: str | Path | None = None,
+             limit: int | None = None, threshold: float = 0.05, compare_base: bool = True,
+             judge: str | None = None, samples: int = 3, show_progress: bool = True) -> Path:
+    """Run an evaluation suite; for a run directory on its base and tuned model side by side.
+    Returns the folder with report.html, report.md and eval/results.json."""
+    from tunesmith.eval.run import evaluate as _evaluate
+
+    return _evaluate(run_or_model, suite, out_dir=out, limit=limit, threshold=threshold,
+                     compare_base=compare_base, judge=judge, samples=samples, show_progress=show_progress)
+
+
+def report(runs: list[str | Path], *, out: str | Path | None = None, threshold: float = 0.05) -> tuple[Path, Path]:
+    """Re-render one evaluated run's report, or compare several runs side by side (written to `out`)."""
+    from tunesmith.eval.run import compare_runs, write_report
+
+    if len(runs) == 1 and out is None:
+        return write_report(Path(runs[0]), threshold=threshold)
+    return compare_runs(list(runs), out or Path("reports") / "-vs-".join(Path(r).name for r in runs),
+                        threshold=threshold)
 
 
 def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict | None = None,
@@ -53,6 +84,10 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
         from tunesmith.recipes.rl import check as check_rl
 
         check_rl(cfg)
+    if cfg.eval.suite:
+        from tunesmith.eval.tasks import load_suite
+
+        load_suite(cfg.eval.suite, cfg.eval.limit)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
     tok = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
     report = {"config": cfg.config_path, "model": {"spec": source.spec, "kind": source.kind, "path": source.path},

@@ -226,8 +226,63 @@ def cmd_data(args) -> int:
     return 2
 
 
+def cmd_eval(args) -> int:
+    from tunesmith.api import evaluate
+
+    out = evaluate(args.run_or_model, args.suite, out=args.out, limit=args.limit, threshold=args.threshold,
+                   compare_base=not args.no_base, judge=args.judge, samples=args.samples)
+    _print_summary(out, args.threshold)
+    return 0
+
+
+def _print_summary(out, threshold: float) -> None:
+    import json as _json
+    from pathlib import Path
+
+    from tunesmith.eval.report import compare
+
+    results = _json.loads((Path(out) / "eval" / "results.json").read_text(encoding="utf-8"))
+    labels = list(results["models"])
+    print(f"{'task':<16} {'metric':<22} " + " ".join(f"{lab:>10}" for lab in labels)
+          + ("   delta" if len(labels) > 1 else ""))
+    for row in compare(results, threshold=threshold):
+        vals = " ".join(f"{row['values'].get(lab):>10.4f}" if isinstance(row['values'].get(lab), (int, float))
+                        else f"{'-':>10}" for lab in labels)
+        delta = f" {row['delta']:+8.4f}" if row.get("delta") is not None else ""
+        print(f"{row['task'][:16]:<16} {row['metric'][:22]:<22} {vals}{delta}"
+              + ("  REGRESSION" if row.get("regression") else ""))
+    print(f"tunesmith: report {Path(out) / 'report.html'} (and report.md)")
+
+
+def cmd_report(args) -> int:
+    from tunesmith.api import report
+
+    html, md = report(args.runs, out=args.out, threshold=args.threshold)
+    print(f"tunesmith: wrote {html} and {md}")
+    return 0
+
+
+def cmd_human(args) -> int:
+    from tunesmith.eval.run import human_export, human_import
+
+    if args.human_command == "export":
+        paths = human_export(args.run, task=args.task, out=args.out, seed=args.seed)
+        for name, path in paths.items():
+            print(f"  {name:<6} {path}")
+        print("tunesmith: send ab_sheet.html (or the CSV) to raters; keep ab_key.json to yourself, then run "
+              "`tunesmith human import RUN RATINGS.csv`")
+        return 0
+    result = human_import(args.run, args.ratings, key=args.key)
+    tuned = result["counts"][result["win_rate_of"]]
+    print(f"tunesmith: {result['n']} rated ({result['blank']} blank); {result['win_rate_of']} wins {tuned['wins']}, "
+          f"loses {tuned['losses']}, ties {tuned['ties']}; win rate {result['win_rate']:.3f} "
+          f"(95% CI {result['ci95_low']:.3f}-{result['ci95_high']:.3f})")
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "validate": cmd_validate, "generate": cmd_generate,
-            "chat": cmd_chat, "models": cmd_models, "config": cmd_config, "data": cmd_data}
+            "chat": cmd_chat, "models": cmd_models, "config": cmd_config, "data": cmd_data, "eval": cmd_eval,
+            "report": cmd_report, "human": cmd_human}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,6 +319,33 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--max-new-tokens", type=int, default=256 if name == "chat" else 128)
         s.add_argument("--temperature", type=float, default=0.7 if name == "chat" else 0.0,
                        help="0 means greedy decoding")
+    s = sub.add_parser("eval", help="evaluate a run (base vs tuned) or a model on a suite; writes report.html",
+                       description="run an evaluation suite (see configs/eval/); a run directory is evaluated "
+                       "on its base and its tuned model, with regressions flagged")
+    s.add_argument("run_or_model", help="run directory (runs/NAME), embedded model name, folder or .gguf")
+    s.add_argument("--suite", required=True, help="suite YAML (tasks: data file, type or preset, prompt, metrics)")
+    s.add_argument("--limit", type=int, default=None, help="rows per task (replaces the suite's limit)")
+    s.add_argument("--out", default=None, help="output folder (default: the run directory, or evals/<model>)")
+    s.add_argument("--threshold", type=float, default=0.05, help="relative drop flagged as a regression")
+    s.add_argument("--no-base", action="store_true", help="evaluate only the tuned model of a run")
+    s.add_argument("--judge", default=None, help="judge model for judge tasks, or URL#model of an "
+                   "OpenAI-compatible endpoint")
+    s.add_argument("--samples", type=int, default=3, help="sample outputs per task in the report")
+    s = sub.add_parser("report", help="re-render a run's report, or compare several runs side by side")
+    s.add_argument("runs", nargs="+", help="evaluated run directories (or eval output folders)")
+    s.add_argument("--out", default=None, help="output folder for a comparison (default reports/A-vs-B)")
+    s.add_argument("--threshold", type=float, default=0.05)
+    h = sub.add_parser("human", help="blind A/B human evaluation: export a sheet, import the ratings")
+    hsub = h.add_subparsers(dest="human_command", required=True, metavar="HUMAN_COMMAND")
+    s = hsub.add_parser("export", help="write ab_sheet.csv/.html (blind, shuffled sides) and ab_key.json")
+    s.add_argument("run", help="an evaluated run directory (or eval output folder)")
+    s.add_argument("--task", default=None, help="generation task to rate (default: every generative task)")
+    s.add_argument("--out", default=None, help="output folder (default RUN/human)")
+    s.add_argument("--seed", type=int, default=0)
+    s = hsub.add_parser("import", help="read filled ratings; print the win rate with a 95% interval")
+    s.add_argument("run", help="the run directory the sheet came from")
+    s.add_argument("ratings", help="the filled CSV (columns id, rating: A, B or tie)")
+    s.add_argument("--key", default=None, help="ab_key.json (default RUN/human/ab_key.json)")
     d = sub.add_parser("data", help="data tools: validate, preview, clean, split, augment, synth", description="data tools")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
     for name, help_text in (("validate", "check every row (file:line errors) and print statistics"),

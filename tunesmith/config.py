@@ -221,6 +221,19 @@ class SweepConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    suite: str | None = _f(None, "Evaluation suite (YAML, see configs/eval/) run after training on the base and the "
+                           "tuned model; report.html and report.md land in the run directory. None: no evaluation.")
+    limit: int | None = _f(None, "Rows per task, replacing the suite's `limit` (None: the suite's own).")
+    threshold: float = _f(0.05, "Flag a regression when a metric gets worse than the base by more than this "
+                          "fraction of the base value (an absolute amount when the base is 0).")
+    samples: int = _f(3, "Sample outputs per task shown side by side in the report.")
+    judge: str | None = _f(None, "Judge for `type: judge` tasks: a local model (embedded name, folder, run) or "
+                           "URL#model for an OpenAI-compatible endpoint (key from $OPENAI_API_KEY). None: "
+                           "smollm2-135m-instruct, which is too small to judge well.")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     recipe: Literal["sft", "cpt", "classify", "dpo", "kto", "orpo", "simpo", "reward", "grpo", "ppo"] = _f(
         "sft", "What to train: sft (instruction/chat, causal LM; also text -> label with data.task_prompt), cpt "
@@ -242,6 +255,7 @@ class RunConfig:
     rl: RLConfig = _f(RLConfig, "GRPO and PPO settings (recipe: grpo or ppo).")
     privacy: PrivacyConfig = _f(PrivacyConfig, "Differential privacy (DP-SGD).")
     sweep: SweepConfig = _f(SweepConfig, "Hyperparameter search for `tunesmith sweep`.")
+    eval: EvalConfig = _f(EvalConfig, "Evaluation of the base and the tuned model after training.")
     config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
 
 
@@ -537,6 +551,18 @@ def _cross_check(cfg: RunConfig, errors: Collector, lines: dict[str, int], file:
     if t.eval_steps > 0 and not (d.validation or d.validation_fraction > 0):
         bad("train.eval_steps", "eval_steps is set but there is no validation data",
             "set data.validation or data.validation_fraction, or set train.eval_steps=0")
+    _check_eval(cfg.eval, bad)
+
+
+def _check_eval(ev: EvalConfig, bad) -> None:
+    """The eval section's ranges; the suite file itself is read and checked by `train`/`validate`
+    before any training starts (eval/tasks.py::load_suite)."""
+    if ev.limit is not None and ev.limit < 1:
+        bad("eval.limit", f"{ev.limit} rows evaluates nothing", "use a positive number, or null for the suite's")
+    if ev.threshold < 0:
+        bad("eval.threshold", f"{ev.threshold} is negative", "use e.g. 0.05 (5% worse than base is flagged)")
+    if ev.samples < 0:
+        bad("eval.samples", f"{ev.samples} is negative", "use e.g. 3")
 
 
 # --------------------------------------------------------------------------- public
@@ -592,7 +618,8 @@ def _resolve_paths(cfg: RunConfig, base_dir: Path, file: str | None) -> RunConfi
                                         for s in data.sources],
                                validation=res(data.validation) if data.validation else None)
     name = cfg.name or (Path(file).stem if file else "run")
-    return dataclasses.replace(cfg, data=data, name=name, config_path=str(Path(file).resolve()) if file else None)
+    ev = dataclasses.replace(cfg.eval, suite=res(cfg.eval.suite) if cfg.eval.suite else None)
+    return dataclasses.replace(cfg, data=data, name=name, eval=ev, config_path=str(Path(file).resolve()) if file else None)
 
 
 def to_dict(cfg) -> dict:

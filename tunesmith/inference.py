@@ -71,15 +71,20 @@ def _pad(tok):
     return tok
 
 
-def generate(loaded: Loaded, conversations: list[list[dict]], max_new_tokens: int = 128,
-             temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 8, seed: int | None = None) -> list[str]:
-    """Replies to each conversation (a list of {role, content}); greedy when temperature == 0."""
+def generate(loaded: Loaded, conversations: list[list[dict]] | list[str], max_new_tokens: int = 128,
+             temperature: float = 0.0, top_p: float = 1.0, batch_size: int = 8, seed: int | None = None,
+             chat: bool = True, stop: list[str] | None = None) -> list[str]:
+    """Replies to each conversation (a list of {role, content}); greedy when temperature == 0.
+
+    With chat=False the items are raw prompt strings that the model continues (base models, code
+    completion). Each reply is cut at the first of the `stop` strings."""
     import torch
 
     from tunesmith.data.templates import require_template
 
     tok, model = loaded.tokenizer, loaded.model
-    require_template(tok)
+    if chat:
+        require_template(tok)
     if seed is not None:
         torch.manual_seed(seed)
     tok.padding_side = "left"  # decoder-only models continue from the right edge
@@ -89,17 +94,26 @@ def generate(loaded: Loaded, conversations: list[list[dict]], max_new_tokens: in
     stop_ids = {tok.eos_token_id, *(gen_eos if isinstance(gen_eos, list) else [gen_eos])} - {None}
     out = []
     for i in range(0, len(conversations), batch_size):
-        texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+        texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) if chat else c
                  for c in conversations[i: i + batch_size]]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
             "do_sample": False}
         with torch.inference_mode():
+            # stop_strings ends a batch early once every row has hit one; the cut below makes it exact.
             ids = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
-                                 eos_token_id=sorted(stop_ids), **sampling)
+                                 eos_token_id=sorted(stop_ids), **sampling,
+                                 **({"stop_strings": stop, "tokenizer": tok} if stop else {}))
         for row in ids[:, enc["input_ids"].shape[1]:]:
-            out.append(tok.decode(row, skip_special_tokens=True).strip())
+            text = tok.decode(row, skip_special_tokens=True)
+            out.append(_cut(text, stop) if not chat else text.strip())
     return out
+
+
+def _cut(text: str, stop: list[str] | None) -> str:
+    """A raw continuation up to the first stop string; leading whitespace is kept (code indents)."""
+    ends = [text.find(s) for s in stop or () if s in text]
+    return (text[:min(ends)] if ends else text).rstrip()
 
 
 def chat_loop(loaded: Loaded, system: str | None = None, max_new_tokens: int = 256, temperature: float = 0.7,

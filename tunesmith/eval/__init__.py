@@ -1,0 +1,1 @@
+"""Evaluation: metrics, tasks, judge, human A/B, reports."""
