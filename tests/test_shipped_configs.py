@@ -9,8 +9,10 @@ import pytest
 import tunesmith
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted(p for p in ROOT.glob("configs/**/*.yaml") if "accelerate" not in p.parts) + sorted(
-    ROOT.glob("examples/**/config.yaml"))  # configs/accelerate/ holds accelerate launch configs, not runs
+# configs/accelerate/ holds accelerate launch configs and configs/eval/ evaluation suites, not runs.
+CONFIGS = sorted(p for p in ROOT.glob("configs/**/*.yaml") if not {"accelerate", "eval"} & set(p.parts)) + sorted(
+    ROOT.glob("examples/**/config.yaml"))
+SUITES = sorted(ROOT.glob("configs/eval/*.yaml")) + sorted(ROOT.glob("examples/**/eval-suite.yaml"))
 
 
 def test_there_are_configs_to_check():
@@ -28,3 +30,11 @@ def test_shipped_config_validates(path, smollm2_dir):
     assert train["kept"] == train["rows"] > 0, "a shipped config must not drop its own rows"
     if cfg.recipe == "sft":
         assert 0 < train["loss_token_fraction"] < 1
+
+
+@pytest.mark.parametrize("path", SUITES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_eval_suite_loads(path):
+    from tunesmith.eval.tasks import load_suite
+
+    suite = load_suite(path)
+    assert suite.tasks and all(Path(t.data).is_file() for t in suite.tasks)

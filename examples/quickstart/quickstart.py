@@ -47,7 +47,7 @@ def main(overrides: list[str]) -> int:
     print(f"[1/3] base model {cfg.model.name} on {len(rows)} held-out prompts", flush=True)
     base = answer(tunesmith.load(cfg.model.name), rows)
 
-    print("[2/3] LoRA fine-tuning", flush=True)
+    print("[2/3] LoRA fine-tuning, then the eval: section's suite on base and tuned (eval-suite.yaml)", flush=True)
     run_dir = tunesmith.train(cfg)
 
     print(f"[3/3] tuned model {run_dir} on the same prompts", flush=True)
@@ -66,7 +66,8 @@ def main(overrides: list[str]) -> int:
     print()
     for name, s in score.items():
         print(f"{name:>5}: {s['exact']}/{len(rows)} exact JSON records, {s['fields']}/{n_fields} fields right")
-    print(f"wall time: {wall:.0f} s (model loads, base and tuned generation, training)")
+    print(f"wall time: {wall:.0f} s (model loads, base and tuned generation, training, evaluation)")
+    print(f"report: {Path(run_dir) / 'report.html'} (base vs tuned, regressions flagged)")
     result = {"heldout": len(rows), "score": score, "wall_seconds": round(wall, 1),
               "samples": [{"input": r["input"], "base": b, "tuned": t} for r, b, t in zip(rows, base, tuned)]}
     (Path(run_dir) / "quickstart.json").write_text(json.dumps(result, indent=2))

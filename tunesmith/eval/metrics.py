@@ -34,8 +34,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "acc": True, "acc_norm": True,
     "pass@1": True, "pass@5": True, "pass@10": True, "pass@100": True,
     "prompt_strict": True, "inst_strict": True, "prompt_loose": True, "inst_loose": True,
-    "win_rate": True,
-    "perplexity": False, "eval_loss": False, "loss": False,
+    "win_rate": True, "win_rate_low": True, "win_rate_high": True, "json_valid": True, "json_match": True,
+    "bits_per_byte": False, "perplexity": False, "eval_loss": False, "loss": False,
 }
 
 
@@ -235,6 +235,43 @@ def final_answer(predictions: Sequence[str], references: Refs) -> dict[str, floa
     return {"final_answer_acc": hits / len(refs)}
 
 
+def _json_of(text: str):
+    """The JSON value in a reply: the whole text, else a fenced block, else the outermost {...}."""
+    import json
+
+    candidates = [text.strip()]
+    m = re.search(r"```(?:json)?\s*\n(.*?)```", text, re.DOTALL)
+    if m:
+        candidates.append(m.group(1).strip())
+    if "{" in text and "}" in text:
+        candidates.append(text[text.index("{"): text.rindex("}") + 1])
+    for c in candidates:
+        try:
+            return True, json.loads(c)
+        except ValueError:
+            continue
+    return False, None
+
+
+def json_match(predictions: Sequence[str], references: Refs) -> dict[str, float]:
+    """Structured output: the share of replies that parse as JSON (json_valid) and that equal the
+    reference as a value (json_match): key order and whitespace do not matter, types do (48 != "48")."""
+    import json
+
+    refs = _pairs("json_match", predictions, references)
+    valid = match = 0
+    for i, (pred, rs) in enumerate(zip(predictions, refs)):
+        try:
+            gold = [json.loads(r) for r in rs]
+        except ValueError:
+            raise fail(f"json_match: reference {i} is not JSON: {rs[0][:80]!r}",
+                       "render the reference with `| tojson`, e.g. reference: \"{{ expected | tojson }}\"") from None
+        ok, value = _json_of(pred)
+        valid += ok
+        match += ok and any(value == g for g in gold)
+    return {"json_valid": valid / len(refs), "json_match": match / len(refs)}
+
+
 # --------------------------------------------------------------------------- embedding similarity
 
 
@@ -357,7 +394,7 @@ def _auc(y_true, probs, classes: list) -> float | None:
 
 GENERATION_METRICS: dict[str, Callable[..., dict[str, float]]] = {
     "rouge": rouge, "bleu": bleu, "chrf": chrf, "meteor": meteor, "exact_match": exact_match,
-    "final_answer": final_answer, "embedding_similarity": embedding_similarity,
+    "final_answer": final_answer, "embedding_similarity": embedding_similarity, "json_match": json_match,
 }
 
 

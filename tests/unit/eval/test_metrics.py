@@ -335,11 +335,26 @@ def test_every_reported_key_has_a_direction(encoder):
     keys = set()
     for name, fn in M.GENERATION_METRICS.items():
         kwargs = {"encoder": encoder} if name == "embedding_similarity" else {}
-        keys |= set(fn(["#### 1 the cat"], ["#### 1 the cat"], **kwargs))
+        text = '{"n": 1}' if name == "json_match" else "#### 1 the cat"
+        keys |= set(fn([text], [text], **kwargs))
     keys |= set(M.classification([0, 1], [0, 1], probs=[0.2, 0.8]))
     assert keys <= set(M.HIGHER_IS_BETTER), keys - set(M.HIGHER_IS_BETTER)
-    assert len(keys) == 18
+    assert len(keys) == 20
     lower = {k for k, v in M.HIGHER_IS_BETTER.items() if not v}
-    assert lower == {"perplexity", "eval_loss", "loss"}
+    assert lower == {"perplexity", "eval_loss", "loss", "bits_per_byte"}
     for k in ("acc", "acc_norm", "pass@1", "prompt_strict", "inst_strict", "prompt_loose", "inst_loose", "win_rate"):
         assert M.HIGHER_IS_BETTER[k] is True
+
+
+def test_json_match_compares_values_not_text():
+    from tunesmith.eval.metrics import json_match
+
+    refs = ['{"b": "x", "a": 1}'] * 5
+    preds = ['{"a": 1, "b": "x"}',                      # other key order: a match
+             'Sure:\n```json\n{"b": "x", "a": 1}\n```',  # fenced block: a match
+             'The record is {"a": 1, "b": "x"} as asked.',  # embedded object: a match
+             '{"a": "1", "b": "x"}',                     # valid JSON, wrong type: no match
+             "not json at all"]
+    assert json_match(preds, refs) == {"json_valid": 0.8, "json_match": 0.6}
+    with pytest.raises(TunesmithError, match="reference 0 is not JSON"):
+        json_match(["{}"], ["name: x"])
