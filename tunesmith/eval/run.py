@@ -107,6 +107,11 @@ def evaluate(target: str | Path, suite_path: str | Path, *, out_dir: str | Path 
 def _run_task(loaded, spec: T.TaskSpec, batch_size: int, encoder) -> T.TaskResult:
     if spec.type == "perplexity":
         return T.run_perplexity(loaded, spec, batch_size)
+    if spec.type == "harness":
+        from tunesmith.eval import harness
+
+        return T.TaskResult(harness.run(loaded, spec.harness_tasks, limit=spec.limit, num_fewshot=spec.num_fewshot,
+                                        batch_size=batch_size, include_path=spec.include_path), [])
     rows = T.read_rows(spec)
     if spec.type in ("multiple_choice", "classification"):
         return T.run_choices(loaded, spec, rows, batch_size)

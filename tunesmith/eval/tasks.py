@@ -11,6 +11,7 @@ fields the task may override. Prompts are Jinja2 templates over the data row's f
   ifeval           verifiable instructions, strict and loose, prompt and instruction level
   code             completions run against the row's unit tests in a sandbox: pass@k
   judge            both models answer; a judge model picks the better one (needs two models)
+  harness          tasks of lm-evaluation-harness, if installed, on the same model (eval/harness.py)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from tunesmith.errors import Collector, fail
 
-TYPES = ("perplexity", "multiple_choice", "classification", "generation", "ifeval", "code", "judge")
+TYPES = ("perplexity", "multiple_choice", "classification", "generation", "ifeval", "code", "judge", "harness")
 GENERATIVE = ("generation", "ifeval", "code", "judge")
 
 
@@ -54,6 +55,9 @@ class TaskSpec:
     samples: int = 1                    # code: completions per problem (pass@k needs k <= samples)
     ks: list[int] = field(default_factory=lambda: [1])
     timeout_s: float = 10.0             # code: per-sample limit
+    harness_tasks: list[str] = field(default_factory=list)  # harness: lm-eval task names
+    include_path: str | None = None     # harness: folder of local lm-eval task YAMLs (offline tasks)
+    num_fewshot: int | None = None      # harness: few-shot examples (None: the task's default)
 
 
 @dataclass
@@ -114,13 +118,24 @@ def _task(raw: object, i: int, path: Path, limit: int | None, errors: Collector)
     for key in sorted(set(merged) - known):
         errors.add(f"unknown task key '{key}'", f"valid keys: {', '.join(sorted(known))}", **where)
     spec = TaskSpec(**{k: v for k, v in merged.items() if k in known})
-    spec.name = str(spec.name or spec.preset or Path(spec.data).stem or f"task{i}")
+    spec.name = str(spec.name or spec.preset or Path(spec.data).stem or spec.type or f"task{i}")
     if spec.limit is None:
         spec.limit = limit
     if spec.type not in TYPES:
         errors.add(f"task '{spec.name}' has type {spec.type!r}", f"use one of {', '.join(TYPES)} or a preset",
                    **where)
-    if not spec.data:
+    if spec.type == "harness":
+        if not spec.harness_tasks:
+            errors.add(f"task '{spec.name}' lists no `harness_tasks`", "e.g. harness_tasks: [hellaswag, arc_easy]",
+                       **where)
+        if spec.include_path:
+            inc = Path(spec.include_path).expanduser()
+            spec.include_path = str(inc if inc.is_absolute() else (path.parent / inc).resolve())
+            if not Path(spec.include_path).is_dir():
+                errors.add(f"task '{spec.name}': include_path {spec.include_path} is not a folder",
+                           "point at the folder holding your lm-eval task YAMLs", **where)
+        spec.prompt = spec.prompt or "(lm-eval)"
+    elif not spec.data:
         errors.add(f"task '{spec.name}' has no `data` file", "give the path of its .jsonl (or .txt) file", **where)
     else:
         data = Path(spec.data).expanduser()
@@ -271,9 +286,9 @@ def run_choices(loaded, spec: TaskSpec, rows: list[tuple[int, dict]], batch_size
         ll = lls[pos:pos + len(options)]
         pos += len(options)
         pred = max(range(len(ll)), key=ll.__getitem__)
-        # acc_norm as lm-eval: log-likelihood per character of the continuation, so that long
-        # options are not penalised for having more tokens to pay for.
-        norm = [x / max(1, len(c)) for x, c in zip(ll, conts)]
+        # acc_norm as lm-eval: log-likelihood per character of the option's text (not counting the
+        # delimiter before it), so that long options are not penalised for having more tokens.
+        norm = [x / max(1, len(o)) for x, o in zip(ll, options)]
         pred_norm = max(range(len(norm)), key=norm.__getitem__)
         correct += pred == gold
         correct_norm += pred_norm == gold
