@@ -103,10 +103,7 @@ def perplexity(model, tok, texts: list[str], max_length: int = 1024, stride: int
     """Perplexity of raw text: the documents (EOS between them) are cut into max_length windows;
     with a stride, windows overlap and the overlap is context only, so every token is scored once
     (the transformers perplexity guide's method). Also bits per byte, which tokenizers cannot game."""
-    import torch
-
     from tunesmith.data.pack import windows
-    from tunesmith.data.templates import IGNORE_INDEX
 
     stream: list[int] = []
     for ids in tok(texts, add_special_tokens=False)["input_ids"]:
@@ -116,12 +113,27 @@ def perplexity(model, tok, texts: list[str], max_length: int = 1024, stride: int
     if len(stream) < 2:
         raise ValueError("the text has fewer than 2 tokens; perplexity needs something to predict")
     chunks = windows(stream, max_length, stride)
+    nll, count = masked_nll(model, tok, chunks, batch_size)
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    mean = nll / count
+    return {"eval_loss": mean, "perplexity": math.exp(mean), "bits_per_byte": nll / math.log(2) / n_bytes,
+            "tokens": count}
+
+
+def masked_nll(model, tok, rows, batch_size: int = 4) -> tuple[float, int]:
+    """Summed negative log-likelihood and count of the target tokens of tokenized rows (labels of
+    IGNORE_INDEX are context only: a chat row's prompt, a window's overlap)."""
+    import torch
+
+    from tunesmith.data.templates import IGNORE_INDEX
+
     nll, count = 0.0, 0
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     model.eval()
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i].input_ids))
     with torch.inference_mode():
-        for b in range(0, len(chunks), batch_size):
-            batch = chunks[b:b + batch_size]
+        for b in range(0, len(order), batch_size):
+            batch = [rows[i] for i in order[b:b + batch_size]]
             width = max(len(c.input_ids) for c in batch)
             ids = torch.full((len(batch), width), pad, dtype=torch.long)
             labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
@@ -136,7 +148,12 @@ def perplexity(model, tok, texts: list[str], max_length: int = 1024, stride: int
                                                      ignore_index=IGNORE_INDEX, reduction="sum")
             nll += float(loss)
             count += int((target != IGNORE_INDEX).sum())
-    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
-    mean = nll / count
-    return {"eval_loss": mean, "perplexity": math.exp(mean), "bits_per_byte": nll / math.log(2) / n_bytes,
-            "tokens": count}
+    return nll, count
+
+
+def conversation_loss(model, tok, rows, batch_size: int = 4) -> dict:
+    """Held-out loss of chat/instruction rows on the reply tokens only, the training loss's mask."""
+    nll, count = masked_nll(model, tok, rows, batch_size)
+    if not count:
+        raise ValueError("no reply tokens to score")
+    return {"eval_loss": nll / count, "perplexity": math.exp(nll / count), "tokens": count}

@@ -4,7 +4,8 @@ A suite is a YAML file listing tasks; each task names a data file, a `type` (how
 its prompt format, usually through a `preset` from presets.yaml (HellaSwag, MMLU, GSM8K, ...) whose
 fields the task may override. Prompts are Jinja2 templates over the data row's fields.
 
-  perplexity       raw text (.txt, or the `text_field` of .jsonl rows): eval_loss, perplexity, bits_per_byte
+  perplexity       raw text (.txt, or the `text_field` of .jsonl rows): eval_loss, perplexity, bits_per_byte;
+                   chat/instruction rows: eval_loss and perplexity on the reply tokens
   multiple_choice  log-likelihood of each option: acc, and acc_norm (per character, as lm-eval)
   classification   options are label names: accuracy, P/R/F1 macro and micro, AUC
   generation       the model answers; `metrics` scores the answer against `reference`
@@ -310,20 +311,51 @@ def run_choices(loaded, spec: TaskSpec, rows: list[tuple[int, dict]], batch_size
 
 
 def run_perplexity(loaded, spec: TaskSpec, batch_size: int) -> TaskResult:
+    """Raw text (.txt, or rows with `text_field`): perplexity over windows. Instruction or chat rows
+    (any training format: alpaca, messages, sharegpt, ...): held-out loss on the reply tokens."""
+    from tunesmith.eval import scoring
+
     if Path(spec.data).suffix.lower() == ".txt":
         texts = [Path(spec.data).read_text(encoding="utf-8")]
     else:
+        rows = read_rows(spec)
+        if not isinstance(rows[0][1].get(spec.text_field), str):
+            return _conversation_loss(loaded, spec, rows, batch_size)
         texts = []
-        for line, row in read_rows(spec):
+        for line, row in rows:
             if not isinstance(row.get(spec.text_field), str):
                 raise fail(f"task '{spec.name}': row has no text field '{spec.text_field}'",
                            f"set `text_field:` to one of {sorted(row)}", file=spec.data, line=line)
             texts.append(row[spec.text_field])
-    from tunesmith.eval import scoring
 
     metrics = scoring.perplexity(loaded.model, loaded.tokenizer, texts, max_length=spec.max_length,
                                  stride=spec.stride, batch_size=max(1, batch_size // 2))
     return TaskResult(metrics, [], info={"tokens": metrics.pop("tokens"), "documents": len(texts)})
+
+
+def _conversation_loss(loaded, spec: TaskSpec, rows: list[tuple[int, dict]], batch_size: int) -> TaskResult:
+    from tunesmith.data.formats import row_to_example
+    from tunesmith.data.templates import tokenize_examples
+    from tunesmith.errors import TunesmithError
+    from tunesmith.eval import scoring
+
+    examples, problems = [], []
+    for line, row in rows:
+        ex, bad = row_to_example(row, "auto", {"file": spec.data, "line": line})
+        if bad:
+            problems += bad
+        elif ex.messages and any(m["role"] == "assistant" for m in ex.messages):
+            examples.append(ex)
+    if problems:
+        raise TunesmithError(problems, title=f"task '{spec.name}': rows that are neither text nor conversations:")
+    if not examples:
+        raise fail(f"task '{spec.name}': rows have no '{spec.text_field}' text and no assistant replies",
+                   "use raw text rows (set text_field) or chat/instruction rows with replies", file=spec.data)
+    tokenized, _, template_problems = tokenize_examples(loaded.tokenizer, examples, spec.max_length, "truncate")
+    if template_problems:
+        raise TunesmithError(template_problems, title=f"task '{spec.name}': the chat template refused rows:")
+    metrics = scoring.conversation_loss(loaded.model, loaded.tokenizer, tokenized, batch_size=max(1, batch_size // 2))
+    return TaskResult(metrics, [], info={"tokens": metrics.pop("tokens"), "documents": len(examples)})
 
 
 def generate(loaded, spec: TaskSpec, rows: list[tuple[int, dict]], batch_size: int,

@@ -40,7 +40,7 @@ def test_eval_section_writes_base_vs_tuned_report(evaluated_run):
     results = _results(run_dir)
     assert list(results["models"]) == ["base", "tuned"]
     by_name = {t["name"]: t for t in results["tasks"]}
-    assert set(by_name) == {"text", "quiz", "sentiment", "summaries", "arithmetic", "instructions", "code", "judged"}
+    assert set(by_name) == {"text", "replies", "quiz", "sentiment", "summaries", "arithmetic", "instructions", "code", "judged"}
     for name, task in by_name.items():
         assert set(task["metrics"]) == {"base", "tuned"}, name
         assert task["metrics"]["tuned"], name

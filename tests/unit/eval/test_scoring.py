@@ -102,3 +102,24 @@ def test_strided_perplexity_scores_every_token_once(tiny):
     n_stream = len(tok(text[0], add_special_tokens=False)["input_ids"]) + 1
     assert strided["tokens"] == n_stream - 1  # every token but the first is predicted exactly once
     assert plain["tokens"] < strided["tokens"]  # without overlap, each window's first token goes unscored
+
+
+def test_conversation_loss_counts_reply_tokens_only(tiny):
+    from tunesmith.data.templates import IGNORE_INDEX, tokenize_conversation
+
+    model, tok = tiny
+    convs = [[{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi there!"}],
+             [{"role": "user", "content": "Count to three."}, {"role": "assistant", "content": "One, two, three."}]]
+    rows = [tokenize_conversation(tok, c) for c in convs]
+    got = scoring.conversation_loss(model, tok, rows, batch_size=2)
+    nll, n = 0.0, 0
+    for r in rows:
+        ids = torch.tensor([r.input_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0], -1)
+        for t in range(1, len(r.input_ids)):
+            if r.labels[t] != IGNORE_INDEX:
+                nll -= float(logp[t - 1, r.input_ids[t]])
+                n += 1
+    assert 0 < got["tokens"] == n < sum(len(r.input_ids) for r in rows) - 2  # the prompts are not scored
+    assert got["eval_loss"] == pytest.approx(nll / n, rel=1e-5)
