@@ -27,6 +27,11 @@ def cmd_train(args) -> int:
           f"train loss {result.get('train_loss', float('nan')):.4f}"
           + (f", eval loss {result['eval_loss']:.4f}" if "eval_loss" in result else ""))
     print(f"tunesmith: run directory {run_dir}")
+    ev = (read_manifest(run_dir) or {}).get("eval")
+    if ev:
+        flagged = ", ".join(ev["regressions"]) or "none"
+        print(f"tunesmith: evaluated base vs tuned on {ev['suite']}: {ev['improved']} metrics improved; "
+              f"regressions: {flagged}; report {run_dir / ev['report']}")
     return 0
 
 

@@ -100,8 +100,22 @@ def evaluate(target: str | Path, suite_path: str | Path, *, out_dir: str | Path 
         _write_outputs(out / "eval" / "outputs" / f"{spec.name}.jsonl", per_task[spec.name])
     runs.write_json(out / RESULTS, results)
     write_report(out, threshold=threshold)
+    if run_dir is not None and out == run_dir:
+        _note_in_manifest(run_dir, results, threshold)
     _say(show_progress, f"report: {out / 'report.html'}")
     return out
+
+
+def _note_in_manifest(run_dir: Path, results: dict, threshold: float) -> None:
+    """The run's manifest says that it was evaluated, where the report is and what regressed."""
+    from tunesmith.eval.report import compare
+
+    rows = compare(results, threshold=threshold)
+    manifest = runs.read_manifest(run_dir) or {}
+    manifest["eval"] = {"suite": results["suite"], "suite_sha256": results["suite_sha256"], "report": "report.html",
+                        "threshold": threshold, "improved": sum(1 for r in rows if r.get("better") is True),
+                        "regressions": [f"{r['task']}/{r['metric']}" for r in rows if r.get("regression")]}
+    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
 
 
 def _run_task(loaded, spec: T.TaskSpec, batch_size: int, encoder) -> T.TaskResult:

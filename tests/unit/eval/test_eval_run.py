@@ -127,3 +127,13 @@ def test_errors_are_clear(evaluated_run, tmp_path):
     with pytest.raises(TunesmithError, match="suite file not found"):
         tunesmith.train(cfg, show_progress=False)
     assert not (tmp_path / "runs").exists()
+
+
+def test_manifest_records_the_evaluation(evaluated_run):
+    run_dir, _ = evaluated_run
+    ev = json.loads((run_dir / "manifest.json").read_text())["eval"]
+    assert ev["suite"] == "example" and ev["report"] == "report.html" and ev["threshold"] == 0.05
+    from tunesmith.eval.report import compare
+
+    flagged = [f"{r['task']}/{r['metric']}" for r in compare(_results(run_dir)) if r["regression"]]
+    assert ev["regressions"] == flagged
