@@ -35,19 +35,21 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
 
     if cfg.eval.suite and is_main_process():
         evaluate(run_dir, cfg.eval.suite, limit=cfg.eval.limit, threshold=cfg.eval.threshold,
-                 samples=cfg.eval.samples, judge=cfg.eval.judge, show_progress=show_progress)
+                 samples=cfg.eval.samples, judge=cfg.eval.judge, dtype=cfg.eval.dtype, show_progress=show_progress)
     return run_dir
 
 
 def evaluate(run_or_model: str | Path, suite: str | Path, *, out: str | Path | None = None,
              limit: int | None = None, threshold: float = 0.05, compare_base: bool = True,
-             judge: str | None = None, samples: int = 3, show_progress: bool = True) -> Path:
+             judge: str | None = None, samples: int = 3, dtype: str = "float32",
+             show_progress: bool = True) -> Path:
     """Run an evaluation suite; for a run directory on its base and tuned model side by side.
     Returns the folder with report.html, report.md and eval/results.json."""
     from tunesmith.eval.run import evaluate as _evaluate
 
     return _evaluate(run_or_model, suite, out_dir=out, limit=limit, threshold=threshold,
-                     compare_base=compare_base, judge=judge, samples=samples, show_progress=show_progress)
+                     compare_base=compare_base, judge=judge, samples=samples, dtype=dtype,
+                     show_progress=show_progress)
 
 
 def report(runs: list[str | Path], *, out: str | Path | None = None, threshold: float = 0.05) -> tuple[Path, Path]:

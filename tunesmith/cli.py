@@ -235,7 +235,7 @@ def cmd_eval(args) -> int:
     from tunesmith.api import evaluate
 
     out = evaluate(args.run_or_model, args.suite, out=args.out, limit=args.limit, threshold=args.threshold,
-                   compare_base=not args.no_base, judge=args.judge, samples=args.samples)
+                   compare_base=not args.no_base, judge=args.judge, samples=args.samples, dtype=args.dtype)
     _print_summary(out, args.threshold)
     return 0
 
@@ -336,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--judge", default=None, help="judge model for judge tasks, or URL#model of an "
                    "OpenAI-compatible endpoint")
     s.add_argument("--samples", type=int, default=3, help="sample outputs per task in the report")
+    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="weights for evaluation: float32 (exact) or bfloat16 (~4x faster on CPUs with bf16)")
     s = sub.add_parser("report", help="re-render a run's report, or compare several runs side by side")
     s.add_argument("runs", nargs="+", help="evaluated run directories (or eval output folders)")
     s.add_argument("--out", default=None, help="output folder for a comparison (default reports/A-vs-B)")

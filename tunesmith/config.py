@@ -228,6 +228,9 @@ class EvalConfig:
     threshold: float = _f(0.05, "Flag a regression when a metric gets worse than the base by more than this "
                           "fraction of the base value (an absolute amount when the base is 0).")
     samples: int = _f(3, "Sample outputs per task shown side by side in the report.")
+    dtype: Literal["float32", "bfloat16", "float16"] = _f(
+        "float32", "Weights during evaluation: float32 is exact; bfloat16 is ~4x faster on CPUs with bf16 "
+        "(AVX512-BF16, AMX) and on GPUs, at bf16's precision.")
     judge: str | None = _f(None, "Judge for `type: judge` tasks: a local model (embedded name, folder, run) or "
                            "URL#model for an OpenAI-compatible endpoint (key from $OPENAI_API_KEY). None: "
                            "smollm2-135m-instruct, which is too small to judge well.")

@@ -36,8 +36,18 @@ class Subject:
     enter: object  # () -> context manager yielding a Loaded
 
 
-def _subjects(target: str, compare_base: bool) -> tuple[list[Subject], Path | None]:
-    from tunesmith.inference import load
+def _subjects(target: str, compare_base: bool, dtype: str = "float32") -> tuple[list[Subject], Path | None]:
+    from tunesmith.inference import load as _load
+
+    def load(name: str):
+        loaded = _load(name)
+        if dtype != "float32":
+            # bf16 weights run the CPU's bf16 matmuls: ~4x the fp32 multiple-choice speed on an
+            # AVX512-BF16 machine (bench/mc_throughput.py), at bf16's log-likelihood precision.
+            import torch
+
+            loaded.model.to(getattr(torch, dtype))
+        return loaded
 
     path = Path(target)
     if not runs.is_run_dir(path):
@@ -69,12 +79,14 @@ def _say(show: bool, text: str) -> None:
 
 def evaluate(target: str | Path, suite_path: str | Path, *, out_dir: str | Path | None = None,
              limit: int | None = None, threshold: float = 0.05, compare_base: bool = True,
-             judge: str | None = None, samples: int = 3, show_progress: bool = True) -> Path:
+             judge: str | None = None, samples: int = 3, dtype: str = "float32", show_progress: bool = True) -> Path:
     """Run the suite; returns the folder holding report.html. A run directory is evaluated in place
     (base vs tuned); any other model writes to `out_dir` (default evals/<model name>)."""
     suite = T.load_suite(suite_path, limit)
     target = str(target)
-    subjects, run_dir = _subjects(target, compare_base)
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise fail(f"dtype {dtype!r} is not supported for evaluation", "use float32 (exact) or bfloat16 (faster)")
+    subjects, run_dir = _subjects(target, compare_base, dtype)
     out = Path(out_dir) if out_dir else run_dir or Path("evals") / _slug(target)
     (out / "eval" / "outputs").mkdir(parents=True, exist_ok=True)
     encoder = _encoder_if_needed(suite)
@@ -96,6 +108,7 @@ def evaluate(target: str | Path, suite_path: str | Path, *, out_dir: str | Path 
         seconds[subject.label] = round(time.perf_counter() - start, 1)
     _judge_tasks(suite, per_task, [s.label for s in subjects], judge, show_progress)
     results = _results(suite, subjects, per_task, seconds, samples)
+    results["dtype"] = dtype
     for spec in suite.tasks:
         _write_outputs(out / "eval" / "outputs" / f"{spec.name}.jsonl", per_task[spec.name])
     runs.write_json(out / RESULTS, results)

@@ -137,3 +137,19 @@ def test_manifest_records_the_evaluation(evaluated_run):
 
     flagged = [f"{r['task']}/{r['metric']}" for r in compare(_results(run_dir)) if r["regression"]]
     assert ev["regressions"] == flagged
+
+
+def test_bfloat16_evaluation_is_close_to_float32(tiny_model_dir, tmp_path):
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(f"tasks:\n  - name: quiz\n    type: multiple_choice\n    data: {ROOT}/examples/eval/choices.jsonl\n"
+                     "    prompt: \"Q: {{ question }}\\nA:\"\n    choices: choices\n    label: answer\n")
+    lls = {}
+    for dtype in ("float32", "bfloat16"):
+        out = tunesmith.evaluate(str(tiny_model_dir), suite, out=tmp_path / dtype, dtype=dtype, show_progress=False)
+        assert _results(out)["dtype"] == dtype
+        rows = (out / "eval" / "outputs" / "quiz.jsonl").read_text().splitlines()
+        lls[dtype] = [x for r in rows for x in json.loads(r)["scores"]["model"]["loglikelihoods"]]
+    assert lls["bfloat16"] != lls["float32"]  # really ran in bf16
+    assert lls["bfloat16"] == pytest.approx(lls["float32"], rel=0.02)
+    with pytest.raises(TunesmithError, match="dtype 'int4' is not supported"):
+        tunesmith.evaluate(str(tiny_model_dir), suite, out=tmp_path / "x", dtype="int4")
