@@ -8,7 +8,7 @@ out_dir/
   report.html              CSS inline, plots as base64 PNG <img>, no external URL, no JavaScript
   report.md                the same tables and samples for GitHub; its plots are the PNGs below
   report_plots/            rewritten on every render (the md links them relatively)
-    metrics.png            base vs tuned bars, one panel per task, bars scaled per metric
+    metrics.png            base vs tuned bars, one panel per task (fractions on 0..1, BLEU/chrF on 0..100)
     loss.png               train and eval loss vs step (when a loss curve is given)
     lengths_<task>.png     output-length histograms per generating task
 
@@ -261,15 +261,26 @@ def _loss_plot(loss_curve: list[dict]) -> bytes | None:
     return _png(fig)
 
 
+def _full_scale(metric: str, values: list[float]) -> float:
+    """Full bar height: 1 for fractions (accuracy, ROUGE, ...), 100 for BLEU/chrF, else the larger
+    |value| (perplexity, counts), so a lone model's 0.26 accuracy does not fill its panel."""
+    top = max((abs(v) for v in values), default=0.0)
+    if top <= 1.0:
+        return 1.0
+    if top <= 100.0 and metric in ("bleu", "chrf"):
+        return 100.0
+    return top or 1.0
+
+
 def _bar_panel(ax, panel: tuple[str, list[str], dict, list[set]], labels: list[str], width: float) -> None:
-    """One task's bars, scaled per metric (the larger |value| = 1), real values written on them."""
+    """One task's bars, scaled per metric (_full_scale), real values written on them."""
     task, metrics, values, flagged = panel
     bar_w = 0.8 / len(labels)
     rotate = len(labels) > 2 or len(metrics) > 4  # narrow bars: vertical value labels
     lo, hi = 0.0, 1.0
     for m_i in range(len(metrics)):
         real = [values[label][m_i] for label in labels]
-        scale = max((abs(v) for v in real if v is not None), default=0) or 1.0
+        scale = _full_scale(metrics[m_i], [v for v in real if v is not None])
         for l_i, v in enumerate(real):
             x = m_i - 0.4 + bar_w * (l_i + 0.5)
             h = 0.0 if v is None else v / scale
@@ -483,8 +494,8 @@ def render(results: dict, out_dir: Path, *, threshold: float = 0.05, loss_curve:
                [{labels[-1]} if r["regression"] else set() for r in rs]) for name, rs in by_task.items()]
     bars = _bars_plot(panels, labels)
     if bars is not None:
-        body.append(_img(bars, "metrics per task", "Metrics per task. Bars are scaled per metric "
-                         "(the larger value = full height) so different scales stay readable; "
+        body.append(_img(bars, "metrics per task", "Metrics per task. Bar heights: fractions on 0..1, "
+                         "BLEU/chrF on 0..100, others (perplexity) against the larger value; "
                          "real values on the bars; red outline: regression. ↑ higher is better, ↓ lower is better."))
     _write_png(out_dir, "metrics.png", bars, md, "metrics per task")
     loss = _loss_plot(loss_curve) if loss_curve else None
@@ -593,7 +604,8 @@ def render_comparison(runs: list[tuple[str, dict]], out_dir: Path, threshold: fl
               for t in tasks]
     bars = _bars_plot(panels, columns)
     if bars is not None:
-        body.append(_img(bars, "metrics per run", "Metrics per task and run, bars scaled per metric "
-                         "(the largest value = full height); real values on the bars; red outline: regression."))
+        body.append(_img(bars, "metrics per run", "Metrics per task and run. Bar heights: fractions on "
+                         "0..1, BLEU/chrF on 0..100, others against the largest value; real values on the bars; "
+                         "red outline: regression."))
     _write_png(out_dir, "metrics.png", bars, md, "metrics per run")
     return _write_reports(out_dir, title, body, md)
