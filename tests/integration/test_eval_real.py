@@ -39,7 +39,9 @@ tasks:
     assert quiz["acc"] >= 4 / 6
     rows = [json.loads(x) for x in (out / "eval" / "outputs" / "quiz.jsonl").read_text().splitlines()]
     assert rows[0]["outputs"]["model"] == "Paris"
-    assert capitals["exact_match"] >= 2 / 3
+    answers = [json.loads(x)["outputs"]["model"] for x in (out / "eval" / "outputs" / "capitals.jsonl").read_text().splitlines()]
+    assert sum(city in a for city, a in zip(["Paris", "Tokyo", "Rome"], answers)) >= 2, answers
+    assert capitals["chrf"] > 20  # "The capital of France is Paris." against "Paris"
 
 
 def test_shared_samples_suite_writes_a_report(smollm2_dir, shared_data, tmp_path):

@@ -78,7 +78,7 @@ def presets() -> dict[str, dict]:
 
 def load_suite(path: str | Path, limit: int | None = None) -> Suite:
     """Read and check a suite file; data paths resolve against the suite's folder. Every problem in
-    the file is reported at once."""
+    the file is reported at once. `limit` replaces the rows per task that the suite sets."""
     import yaml
 
     path = Path(path)
@@ -94,8 +94,10 @@ def load_suite(path: str | Path, limit: int | None = None) -> Suite:
     unknown = set(raw) - {"name", "tasks", "limit", "batch_size"}
     if unknown:
         errors.add(f"unknown suite keys {sorted(unknown)}", "use name, tasks, limit, batch_size", file=str(path))
-    tasks = [_task(t, i, path, raw.get("limit") if limit is None else limit, errors)
-             for i, t in enumerate(raw["tasks"])]
+    tasks = [_task(t, i, path, raw.get("limit"), errors) for i, t in enumerate(raw["tasks"])]
+    if limit is not None:  # the caller's limit (eval.limit, --limit) replaces every task's own
+        for t in tasks:
+            t.limit = limit
     names = [t.name for t in tasks]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         errors.add(f"two tasks are named '{dup}'", "give each task a unique `name`", file=str(path))

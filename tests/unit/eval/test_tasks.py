@@ -140,3 +140,15 @@ def test_read_rows_honours_limit_and_reports_bad_lines(tmp_path):
 ])
 def test_code_is_taken_from_the_first_fenced_block(answer, want):
     assert T._code_of(answer) == want
+
+
+def test_callers_limit_replaces_task_and_suite_limits(tmp_path):
+    (tmp_path / "rows.jsonl").write_text('{"q": "x"}\n')
+    path = write(tmp_path / "suite.yaml", """
+        limit: 50
+        tasks:
+          - {name: a, type: ifeval, data: rows.jsonl, prompt: "{{ q }}", limit: 200}
+          - {name: b, type: ifeval, data: rows.jsonl, prompt: "{{ q }}"}
+    """)
+    assert [t.limit for t in T.load_suite(path).tasks] == [200, 50]
+    assert [t.limit for t in T.load_suite(path, limit=3).tasks] == [3, 3]
