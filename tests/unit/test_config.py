@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunesmith.config import (CleanConfig, DataConfig, DataSource, PreferenceConfig, PrivacyConfig, RLConfig, SweepConfig, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
+from tunesmith.config import (CleanConfig, DataConfig, EvalConfig, DataSource, PreferenceConfig, PrivacyConfig, RLConfig, SweepConfig, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
                               load_config, to_dict)
 from tunesmith.errors import TunesmithError
 
@@ -497,10 +497,10 @@ def test_describe_covers_every_field_with_help():
     keys = [r[0] for r in rows]
     expected = [f.name for f in dataclasses.fields(RunConfig)
                 if f.name not in ("config_path", "model", "data", "lora", "train", "preference", "rl", "privacy",
-                                  "sweep")]
+                                  "sweep", "eval")]
     for section, cls in (("model", ModelConfig), ("data", DataConfig), ("lora", LoraConfig),
                          ("train", TrainConfig), ("preference", PreferenceConfig), ("rl", RLConfig),
-                         ("privacy", PrivacyConfig), ("sweep", SweepConfig)):
+                         ("privacy", PrivacyConfig), ("sweep", SweepConfig), ("eval", EvalConfig)):
         expected += [f"{section}.{f.name}" for f in dataclasses.fields(cls) if f.name != "clean"]
     expected += [f"data.sources[].{f.name}" for f in dataclasses.fields(DataSource)]
     expected += [f"data.clean.{f.name}" for f in dataclasses.fields(CleanConfig)]
@@ -592,3 +592,15 @@ def test_dump_yaml_output_reloads_as_is(tmp_path):
 def test_run_name_must_be_a_plain_folder_name(name, tmp_path):
     with pytest.raises(TunesmithError, match="plain folder name"):
         load_config({"name": name, "data": {"train": [str(tmp_path / "t.jsonl")]}})
+
+
+def test_eval_section_ranges_and_suite_path(tmp_path):
+    cfg_file = tmp_path / "sub" / "run.yaml"
+    cfg_file.parent.mkdir()
+    cfg_file.write_text("data:\n  train: [t.jsonl]\neval:\n  suite: suites/s.yaml\n")
+    cfg = load_config(cfg_file)
+    assert cfg.eval.suite == str((tmp_path / "sub" / "suites" / "s.yaml").resolve())  # relative to the config
+    with pytest.raises(TunesmithError) as e:
+        load_config({"data": {"train": ["t.jsonl"]}, "eval": {"limit": 0, "threshold": -1, "samples": -2}})
+    text = str(e.value)
+    assert "eval.limit" in text and "eval.threshold" in text and "eval.samples" in text
