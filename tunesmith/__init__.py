@@ -6,12 +6,12 @@ Imports are lazy so that `import tunesmith` (and `tunesmith --help`) stay instan
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["load_config", "train", "validate", "evaluate", "report", "load", "generate", "models", "run_sweep",
-           "TunesmithError", "RunConfig"]
+__all__ = ["load_config", "train", "validate", "evaluate", "report", "export", "serve", "load", "generate", "models",
+           "run_sweep", "TunesmithError", "RunConfig"]
 
 _WHERE = {"load_config": "tunesmith.config", "RunConfig": "tunesmith.config", "TunesmithError": "tunesmith.errors",
           "train": "tunesmith.api", "validate": "tunesmith.api", "load": "tunesmith.api",
-          "evaluate": "tunesmith.api", "report": "tunesmith.api",
+          "evaluate": "tunesmith.api", "report": "tunesmith.api", "export": "tunesmith.api", "serve": "tunesmith.api",
           "generate": "tunesmith.api", "models": "tunesmith.api",
           # Not `sweep`: importing the submodule tunesmith.sweep binds that name to the module.
           "run_sweep": "tunesmith.sweep"}

@@ -352,3 +352,18 @@ def models() -> dict:
 
     embedded = [{"name": k, **v, "installed": embedded_file(k) is not None} for k, v in embedded_models().items()]
     return {"embedded": embedded, "cached": list_cached()}
+
+
+def export(run: str | Path, fmt: str = "hf", *, out: str | Path | None = None, quant: tuple[str, ...] | list[str] = ("q8_0",),
+           force: bool = False) -> Path:
+    """Export a finished run (hf | gguf | ollama) with a parity check and a model card; returns the folder."""
+    from tunesmith.export.run import export as _export
+
+    return _export(run, fmt, out, gguf_types=tuple(quant), force=force)
+
+
+def serve(run_or_model: str | Path, **options) -> None:
+    """Serve a run, model or .gguf over an OpenAI-compatible API until interrupted (see tunesmith.serve.app.serve)."""
+    from tunesmith.serve.app import serve as _serve
+
+    _serve(str(run_or_model), **options)

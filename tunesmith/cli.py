@@ -285,9 +285,47 @@ def cmd_human(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from tunesmith.api import export
+
+    out = export(args.run, args.format, out=args.out, quant=args.quant.split(","), force=args.force)
+    import json as _json
+
+    manifest = _json.loads((out / "export_manifest.json").read_text(encoding="utf-8"))
+    for item in manifest.get("files", manifest.get("outputs", [])):
+        if isinstance(item, dict):
+            print(f"  {item.get('path', '')}  {item.get('bytes', '')}")
+    parity = manifest.get("parity", {})
+    for name, p in (parity.items() if isinstance(parity, dict) else []):
+        if isinstance(p, dict) and "top1_agreement" in p:
+            print(f"  parity {name}: greedy text {p.get('greedy_text_agreement'):.3f}, "
+                  f"top-1 next token {p.get('top1_agreement'):.3f}{'  (FORCED)' if not p.get('passed') else ''}")
+    print(f"tunesmith: exported to {out} (model card: {out / 'README.md'})")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    import os
+
+    from tunesmith.api import serve
+
+    adapters = {}
+    for item in args.adapter or []:
+        name, sep, path = item.partition("=")
+        if not sep:
+            from tunesmith.errors import fail
+
+            raise fail(f"--adapter {item!r} is not name=path", "e.g. --adapter support=runs/support/adapter")
+        adapters[name] = path
+    serve(args.run_or_model, host=args.host, port=args.port, adapters=adapters, adapter_dirs=args.adapter_dir or [],
+          api_key=args.api_key or os.environ.get("TUNESMITH_API_KEY"), backend=args.backend,
+          max_concurrent=args.max_concurrent, max_queue=args.max_queue, max_tokens_limit=args.max_tokens)
+    return 0
+
+
 COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "validate": cmd_validate, "generate": cmd_generate,
             "chat": cmd_chat, "models": cmd_models, "config": cmd_config, "data": cmd_data, "eval": cmd_eval,
-            "report": cmd_report, "human": cmd_human}
+            "report": cmd_report, "human": cmd_human, "export": cmd_export, "serve": cmd_serve}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -342,6 +380,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("runs", nargs="+", help="evaluated run directories (or eval output folders)")
     s.add_argument("--out", default=None, help="output folder for a comparison (default reports/A-vs-B)")
     s.add_argument("--threshold", type=float, default=0.05)
+    s = sub.add_parser("export", help="export a run: merged HF checkpoint, GGUF (llama.cpp), Ollama; parity-checked",
+                       description="merge and export a finished run, then check the export answers like the "
+                       "trained model (greedy text and top-1 next-token agreement); a model card is written")
+    s.add_argument("run", help="a finished run directory")
+    s.add_argument("--format", default="hf", choices=["hf", "gguf", "ollama"])
+    s.add_argument("--out", default=None, help="output folder (default RUN/export)")
+    s.add_argument("--quant", default="q8_0", help="GGUF types, comma list: f16, bf16, q8_0, q4_k_m, q4_0")
+    s.add_argument("--force", action="store_true", help="keep an export that fails the parity check (recorded)")
+    s = sub.add_parser("serve", help="OpenAI-compatible HTTP server with per-request LoRA adapters and a chat page",
+                       description="serve a run, a model or a .gguf over an OpenAI-compatible API "
+                       "(/v1/models, /v1/chat/completions, /v1/completions); the chat page is at /")
+    s.add_argument("run_or_model", help="run directory, embedded model name, folder or .gguf file")
+    s.add_argument("--adapter", action="append", metavar="NAME=PATH", help="extra LoRA adapter (repeatable)")
+    s.add_argument("--adapter-dir", action="append", metavar="DIR",
+                   help="folder whose adapters may be loaded at run time (POST /v1/adapters)")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (beyond localhost, set an API key)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (or $TUNESMITH_API_KEY)")
+    s.add_argument("--backend", default="auto", choices=["auto", "transformers", "llamacpp", "vllm"])
+    s.add_argument("--max-concurrent", type=int, default=8, help="generations running at once (batched)")
+    s.add_argument("--max-queue", type=int, default=32, help="waiting requests before 503 + Retry-After")
+    s.add_argument("--max-tokens", type=int, default=2048, help="cap on max_tokens per request")
     h = sub.add_parser("human", help="blind A/B human evaluation: export a sheet, import the ratings")
     hsub = h.add_subparsers(dest="human_command", required=True, metavar="HUMAN_COMMAND")
     s = hsub.add_parser("export", help="write ab_sheet.csv/.html (blind, shuffled sides) and ab_key.json")
