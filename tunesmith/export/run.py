@@ -28,7 +28,7 @@ from tunesmith.errors import fail
 from tunesmith.export import merge, parity
 
 FORMATS = ("hf", "gguf", "ollama")
-_FULL_PRECISION = ("f32", "f16", "bf16")  # written by the converter directly; the rest are quantized from f16
+_CONVERTED = ("f32", "f16", "bf16", "q8_0")  # written by llama.cpp's converter; the rest are quantized from f16
 
 
 def export(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None, *, gguf_types=("q8_0",),
@@ -102,25 +102,22 @@ def export(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None, *, 
 
 
 def _write_ggufs(hf: Path, folder: Path, stem: str, types: tuple[str, ...]) -> list[tuple[str, Path]]:
-    """One GGUF per type: f32/f16/bf16 straight from the converter, the others quantized from an f16
-    conversion (deleted afterwards unless f16 itself was asked for)."""
+    """One GGUF per type: the types llama.cpp's converter writes itself (f32, f16, bf16, q8_0) straight
+    from the merged fp32 weights; the others (q4_k_m, ...) quantized from an f16 conversion, which is
+    deleted afterwards unless f16 itself was asked for."""
     from tunesmith.export import gguf
 
     folder.mkdir(parents=True, exist_ok=True)
-    out, f16 = [], None
-    for q in dict.fromkeys(t.strip().lower() for t in types if t.strip()):
-        if q in _FULL_PRECISION:
-            out.append((q, _rename(gguf.convert(hf, folder, q), folder / f"{stem}-{q}.gguf")))
-            if q == "f16":
-                f16 = out[-1][1]
-    quantized = [q for q in dict.fromkeys(t.strip().lower() for t in types if t.strip()) if q not in _FULL_PRECISION]
+    wanted = list(dict.fromkeys(t.strip().lower() for t in types if t.strip()))
+    out = {q: _rename(gguf.convert(hf, folder, q), folder / f"{stem}-{q}.gguf") for q in wanted if q in _CONVERTED}
+    quantized = [q for q in wanted if q not in _CONVERTED]
     if quantized:
-        source, temporary = (f16, False) if f16 else (gguf.convert(hf, folder, "f16"), True)
+        source = out.get("f16") or gguf.convert(hf, folder, "f16")
         for q in quantized:
-            out.append((q, gguf.quantize(source, folder / f"{stem}-{q}.gguf", q)))
-        if temporary:
+            out[q] = gguf.quantize(source, folder / f"{stem}-{q}.gguf", q)
+        if "f16" not in out:
             Path(source).unlink(missing_ok=True)
-    return out
+    return [(q, out[q]) for q in wanted]  # in the order asked: ollama's Modelfile uses the first
 
 
 def _rename(path: Path, target: Path) -> Path:
@@ -143,7 +140,10 @@ def _check_parity(run_dir: Path, artefacts: list, n_prompts: int, max_new_tokens
     results = []
     for name, kind, make in artefacts:
         cand = make()
-        results.append(parity.compare(ref, cand, kind=kind))
+        try:
+            results.append(parity.compare(ref, cand, kind=kind))
+        finally:
+            getattr(cand, "close", lambda: None)()  # llama.cpp frees its model here, not at garbage collection
         del cand
         gc.collect()
     return results

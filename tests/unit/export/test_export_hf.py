@@ -252,9 +252,9 @@ def test_a_broken_export_fails_parity_with_the_numbers_and_passes_with_force(tin
 
 def test_gguf_and_ollama_formats_are_wired_through_the_gguf_module(tiny_run, tmp_path, monkeypatch):
     """The orchestration of --format ollama with two types, on a stand-in for tunesmith.export.gguf
-    (its real conversion has its own tests): one f16 conversion feeds every quantized type and is
-    removed afterwards, every file gets a parity check with its type's thresholds, the Modelfile
-    sits next to the first type, and the card and manifest list what was made."""
+    (its real conversion has its own tests): q8_0 comes from the converter, q4_k_m from an f16
+    conversion that is removed afterwards, every file gets a parity check with its type's
+    thresholds, the Modelfile sits next to the first type, and the card and manifest list it all."""
     import sys
     import types
 
@@ -285,8 +285,7 @@ def test_gguf_and_ollama_formats_are_wired_through_the_gguf_module(tiny_run, tmp
     monkeypatch.setattr(tunesmith.export, "gguf", fake, raising=False)
 
     out = export(tiny_run, "ollama", tmp_path / "out", gguf_types=("q8_0", "q4_k_m"), **FAST)
-    assert calls == [("convert", "f16"), ("quantize", "converted-f16.gguf", "q8_0"),
-                     ("quantize", "converted-f16.gguf", "q4_k_m")]
+    assert calls == [("convert", "q8_0"), ("convert", "f16"), ("quantize", "converted-f16.gguf", "q4_k_m")]
     assert sorted(p.name for p in (out / "gguf").iterdir()) == ["Modelfile", "tiny-export-q4_k_m.gguf",
                                                                 "tiny-export-q8_0.gguf"]  # the f16 is gone
     assert "FROM ./tiny-export-q8_0.gguf" in (out / "gguf" / "Modelfile").read_text()
