@@ -1,0 +1,1 @@
+"""Serving: OpenAI-compatible HTTP API, backends, chat page."""
