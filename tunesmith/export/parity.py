@@ -42,8 +42,12 @@ MAX_NEW_TOKENS = 40  # long enough for a sentence or a JSON record; every prompt
 #   text compounds a single flip into a different string, so text allows 1 prompt in 5 to differ.
 # - q8_0: 8-bit blocks with a per-block scale keep logits within a few 1e-3: rare flips, same bar.
 # - 4-bit and smaller types (q4_k_m, q4_0, ...) really change the weights; flips at near-ties are
-#   expected, so the bar is lower. Tune these with measurements (tunesmith/export/gguf.py).
-THRESHOLDS = {"exact": (0.98, 0.8), "q8": (0.98, 0.8), "q4": (0.90, 0.5)}
+#   expected, so top-1 agreement carries the check (0.90) and greedy text is reported, not required:
+#   measured on the quickstart adapter (SmolLM2-135M), q4_k_m kept 0.932 top-1 agreement over 117
+#   positions and the trained JSON shape, yet 0 of 4 replies were identical (the first invented
+#   name token differs, and greedy decoding compounds it). A text bar there would fail every 4-bit
+#   export of a small model without telling a broken export from a faithful one.
+THRESHOLDS = {"exact": (0.98, 0.8), "q8": (0.98, 0.8), "q4": (0.90, 0.0)}
 
 
 def thresholds_for(kind: str) -> tuple[float, float]:
