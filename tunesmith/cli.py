@@ -292,14 +292,13 @@ def cmd_export(args) -> int:
     import json as _json
 
     manifest = _json.loads((out / "export_manifest.json").read_text(encoding="utf-8"))
-    for item in manifest.get("files", manifest.get("outputs", [])):
+    for item in manifest.get("files", []):
         if isinstance(item, dict):
             print(f"  {item.get('path', '')}  {item.get('bytes', '')}")
-    parity = manifest.get("parity", {})
-    for name, p in (parity.items() if isinstance(parity, dict) else []):
-        if isinstance(p, dict) and "top1_agreement" in p:
-            print(f"  parity {name}: greedy text {p.get('greedy_text_agreement'):.3f}, "
-                  f"top-1 next token {p.get('top1_agreement'):.3f}{'  (FORCED)' if not p.get('passed') else ''}")
+    for p in manifest.get("parity", []):
+        print(f"  parity {p['candidate']}: top-1 next token {p['top1_agreement']:.3f}, greedy text "
+              f"{p['greedy_text_agreement']:.3f} ({p['prompts']} prompts) "
+              + ("pass" if p["passed"] else f"FAILED, kept with --force: {p.get('shortfall', '')}"))
     print(f"tunesmith: exported to {out} (model card: {out / 'README.md'})")
     return 0
 
