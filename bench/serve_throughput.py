@@ -114,12 +114,12 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     args = ap.parse_args()
     run = Path(args.run)
-    gguf = sorted((run / "export").glob("*q8_0*.gguf"))
+    gguf = sorted((run / "export").glob("**/*q8_0*.gguf"))
     if not gguf:
         import tunesmith
 
         tunesmith.export(run, "gguf", quant=["q8_0"])
-        gguf = sorted((run / "export").glob("*q8_0*.gguf"))
+        gguf = sorted((run / "export").glob("**/*q8_0*.gguf"))
     rows = [measure_server(str(run), "transformers", args.max_tokens),
             measure_server(str(gguf[0]), "llamacpp", args.max_tokens),
             measure_direct(gguf[0], args.max_tokens)]
