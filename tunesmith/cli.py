@@ -241,12 +241,11 @@ def cmd_eval(args) -> int:
 
 
 def _print_summary(out, threshold: float) -> None:
-    import json as _json
     from pathlib import Path
 
     from tunesmith.eval.report import compare
 
-    results = _json.loads((Path(out) / "eval" / "results.json").read_text(encoding="utf-8"))
+    results = json.loads((Path(out) / "eval" / "results.json").read_text(encoding="utf-8"))
     labels = list(results["models"])
     print(f"{'task':<16} {'metric':<22} " + " ".join(f"{lab:>10}" for lab in labels)
           + ("   delta" if len(labels) > 1 else ""))
@@ -289,9 +288,7 @@ def cmd_export(args) -> int:
     from tunesmith.api import export
 
     out = export(args.run, args.format, out=args.out, quant=args.quant.split(","), force=args.force)
-    import json as _json
-
-    manifest = _json.loads((out / "export_manifest.json").read_text(encoding="utf-8"))
+    manifest = json.loads((out / "export_manifest.json").read_text(encoding="utf-8"))
     for item in manifest.get("files", []):
         if isinstance(item, dict):
             print(f"  {item.get('path', '')}  {item.get('bytes', '')}")

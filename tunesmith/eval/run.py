@@ -112,7 +112,7 @@ def evaluate(target: str | Path, suite_path: str | Path, *, out_dir: str | Path 
     for spec in suite.tasks:
         _write_outputs(out / "eval" / "outputs" / f"{spec.name}.jsonl", per_task[spec.name])
     runs.write_json(out / RESULTS, results)
-    write_report(out, threshold=threshold)
+    write_report(out, threshold=threshold, results=results)
     if run_dir is not None and out == run_dir:
         _note_in_manifest(run_dir, results, threshold)
     _say(show_progress, f"report: {out / 'report.html'}")
@@ -212,14 +212,13 @@ def _write_outputs(path: Path, slot: dict) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_report(out: Path, threshold: float = 0.05) -> tuple[Path, Path]:
-    """(Re)render report.html and report.md from eval/results.json and, for a run, its loss curve."""
+def write_report(out: Path, threshold: float = 0.05, results: dict | None = None) -> tuple[Path, Path]:
+    """(Re)render report.html and report.md from eval/results.json (or the `results` just written)
+    and, for a run, its loss curve."""
     from tunesmith.eval.report import render
 
-    path = out / RESULTS
-    if not path.is_file():
-        raise fail(f"{out} has no {RESULTS}", f"run `tunesmith eval {out} --suite SUITE.yaml` first")
-    results = json.loads(path.read_text(encoding="utf-8"))
+    if results is None:
+        results = _read_results(out)
     curve = runs.read_metrics(out) if (out / "metrics.jsonl").is_file() else None
     return render(results, out, threshold=threshold, loss_curve=curve, title=f"tunesmith evaluation: {out.name}")
 
@@ -300,7 +299,7 @@ def human_import(target: str | Path, ratings: str | Path, *, key: str | Path | N
                                  "win_rate_high": result["ci95_high"]}}}]
     runs.write_json(path / RESULTS, results)
     runs.write_json(path / "human" / "ratings_summary.json", result)
-    write_report(path)
+    write_report(path, results=results)
     return result
 
 
