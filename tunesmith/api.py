@@ -26,6 +26,10 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
     from tunesmith.recipes import recipe
 
     cfg = _config(config, overrides)
+    if cfg.data.on_error == "fail":  # every bad row at once, before a model loads (the rows `validate` names)
+        from tunesmith.data.validate import check_files, config_files
+
+        check_files(config_files(cfg.data), cfg.data.max_row_bytes).raise_if_errors()
     if cfg.eval.suite:  # a broken suite is reported now, not after hours of training
         from tunesmith.eval.tasks import load_suite
 

@@ -21,6 +21,7 @@ class Problem:
     line: int | None = None
     field: str | None = None
     code: str = ""  # a short reason key (invalid_json, missing_field, ...) for counts by reason
+    level: str = "error"  # or "warning": reported with its place, but the row is still used
 
     def __str__(self) -> str:
         where = ""
@@ -34,6 +35,16 @@ class Problem:
         if self.fix:
             text += f" ({self.fix})"
         return text
+
+    def diagnostic(self) -> str:
+        """Compiler style, with the level: `file:line: error: field: problem (fix)`."""
+        where = (self.file or "") + (f":{self.line}" if self.line else "")
+        rest = (f"{self.field}: " if self.field else "") + self.problem + (f" ({self.fix})" if self.fix else "")
+        return f"{where}: {self.level}: {rest}" if where else f"{self.level}: {rest}"
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "line": self.line, "level": self.level, "field": self.field, "code": self.code,
+                "problem": self.problem, "fix": self.fix}
 
 
 class TunesmithError(Exception):

@@ -28,6 +28,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tunesmith.data.readers import DEFAULT_MAX_ROW_BYTES, iter_rows  # noqa: F401 (re-exported)
 from tunesmith.errors import Problem, TunesmithError
@@ -79,9 +80,10 @@ def detect(row: dict) -> str:
     return ""
 
 
-def row_to_example(row: object, fmt: str, where: dict, columns: dict | None = None
-                   ) -> tuple[Example | None, list[Problem]]:
-    """Convert one parsed row to a canonical Example, or return the problems found."""
+def row_to_example(row: object, fmt: str, where: dict, columns: dict | None = None,
+                   warnings: list[Problem] | None = None) -> tuple[Example | None, list[Problem]]:
+    """Convert one parsed row to a canonical Example, or return the errors found; warnings (the row
+    is still used) go to `warnings`."""
     if not isinstance(row, dict):
         return None, [Problem(f"row is a {type(row).__name__}, not an object", "each row must be a JSON object",
                               code="not_object", **where)]
@@ -99,8 +101,11 @@ def row_to_example(row: object, fmt: str, where: dict, columns: dict | None = No
                "classification": _classification, "text": _text_row, "prompt": _prompt_row}[fmt]
     problems: list[Problem] = []
     result = convert(row, _Where(where, problems))
-    if problems:
-        return None, problems
+    errors = [p for p in problems if p.level == "error"]
+    if warnings is not None:
+        warnings.extend(p for p in problems if p.level != "error")
+    if errors:
+        return None, errors
     messages, extra = result
     kind = "chat" if fmt == "prompt" and messages[-1]["role"] == "assistant" else KIND_OF[fmt]
     return Example(messages, where["file"], where["line"], kind, extra), []
@@ -118,8 +123,12 @@ class _Where:
     def __init__(self, where: dict, problems: list[Problem]):
         self.where, self.problems = where, problems
 
-    def add(self, problem: str, fix: str, field: str | None = None, code: str = "invalid"):
-        self.problems.append(Problem(problem, fix, field=field, code=code, **self.where))
+    def add(self, problem: str, fix: str, field: str | None = None, code: str = "invalid", level: str = "error"):
+        self.problems.append(Problem(problem, fix, field=field, code=code, level=level, **self.where))
+
+    @property
+    def failed(self) -> bool:
+        return any(p.level == "error" for p in self.problems)
 
 
 def _string(row: dict, key: str, w: _Where, required: bool = True, field_name: str | None = None) -> str | None:
@@ -148,12 +157,31 @@ def _alpaca(row: dict, w: _Where):
     context = _string(row, "input", w, required=False)
     output = _string(row, "output", w)
     system = _string(row, "system", w, required=False)
-    if w.problems:
+    if w.failed:
         return None
+    system = system if system and system.strip() else None
     user = instruction if not (context and context.strip()) else f"{instruction}\n\n{context}"
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": user}, {"role": "assistant", "content": output}]
     return messages, {}
+
+
+def _content(content: object, calls: object, w: _Where, f: str) -> str | None:
+    """A message's text: a string, or OpenAI's list of text parts (joined); None after an error."""
+    if content is None and calls:
+        return ""  # an assistant turn that only calls tools
+    if isinstance(content, list) and content:  # [{"type": "text", "text": "..."}], as OpenAI's API accepts
+        texts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if len(texts) == len(content) and all(isinstance(t, str) for t in texts):
+            return "\n".join(texts)
+        w.add("content parts other than {type: text, text: ...} (images, audio) are not supported",
+              "give text parts only, or the content as a string", f"{f}.content", "wrong_type")
+        return None
+    if not isinstance(content, str):
+        w.add(f"content is {'missing' if content is None else type(content).__name__}",
+              "give content as a string", f"{f}.content", "missing_field" if content is None else "wrong_type")
+        return None
+    return content
 
 
 def _messages(msgs: object, w: _Where, name: str, need_assistant: bool = True) -> list[dict] | None:
@@ -168,7 +196,7 @@ def _messages(msgs: object, w: _Where, name: str, need_assistant: bool = True) -
         if not isinstance(m, dict):
             w.add("is not an object", 'write {"role": ..., "content": ...}', f, "wrong_type")
             continue
-        role, content, calls = m.get("role"), m.get("content"), m.get("tool_calls")
+        role, calls = m.get("role"), m.get("tool_calls")
         if role not in ROLES:
             w.add(f"role {role!r} is not one of {', '.join(ROLES)}", "fix the role", f"{f}.role", "bad_role")
         elif role == "system" and i != 0:
@@ -176,20 +204,39 @@ def _messages(msgs: object, w: _Where, name: str, need_assistant: bool = True) -
         if calls is not None and (role != "assistant" or not isinstance(calls, list)):
             w.add("tool_calls must be a list on an assistant message", "see the OpenAI tool-call format",
                   f"{f}.tool_calls", "wrong_type")
-        if content is None and calls:
-            content = ""  # an assistant turn that only calls tools
-        elif not isinstance(content, str):
-            w.add(f"content is {'missing' if content is None else type(content).__name__}",
-                  "give content as a string", f"{f}.content", "missing_field" if content is None else "wrong_type")
+        content = _content(m.get("content"), calls, w, f)
+        if content is None:
             continue
-        elif role == "assistant" and not content.strip() and not calls:
-            w.add("assistant content is empty", "fill it in or drop the turn", f"{f}.content", "empty_field")
+        if not content.strip() and not calls:
+            # An empty reply teaches the model to say nothing; an empty question is a broken export.
+            if role in ("user", "assistant"):
+                w.add(f"{role} content is empty", "fill it in or drop the turn", f"{f}.content", "empty_field")
+            elif role == "system":
+                w.add("system content is empty", "fill it in or drop the system message", f"{f}.content",
+                      "empty_field", level="warning")
         msg = {"role": role, "content": content}
         msg.update({k: m[k] for k in ("tool_calls", "tool_call_id", "name") if k in m})
         out.append(msg)
-    if len(w.problems) == before and need_assistant and not any(m["role"] == "assistant" for m in out):
+    failed = any(p.level == "error" for p in w.problems[before:])
+    if not failed and need_assistant and not any(m["role"] == "assistant" for m in out):
         w.add("no assistant message, so nothing to learn", "add the reply to learn", name, "no_assistant")
-    return out if len(w.problems) == before else None
+        failed = True
+    return None if failed else out
+
+
+def _check_order(messages: list[dict], w: _Where, name: str) -> None:
+    """A conversation starts with the user (after any system prompt): one that opens with the
+    assistant answers nothing, and most chat templates reject or mangle it. Two user (or two
+    assistant) turns in a row are legal but usually a merge or export slip: a warning."""
+    turns = [(i, m["role"]) for i, m in enumerate(messages) if m["role"] != "system"]
+    if turns and turns[0][1] == "assistant":
+        w.add("the conversation starts with the assistant's message; the first message after the system prompt "
+              "must be the user's", "add the user turn it answers, or drop the row", f"{name}[{turns[0][0]}].role",
+              "bad_order")
+    for (_, a), (j, b) in zip(turns, turns[1:]):
+        if a == b and a in ("user", "assistant"):
+            w.add(f"two {a} messages in a row", "merge them, or put the missing turn between them",
+                  f"{name}[{j}].role", "repeated_role", level="warning")
 
 
 def _tools(value: object) -> list | None:
@@ -204,8 +251,11 @@ def _tools(value: object) -> list | None:
 
 def _chat(row: dict, w: _Where):
     messages = _messages(row.get("messages"), w, "messages")
+    if messages is None:
+        return None
+    _check_order(messages, w, "messages")
     tools = _tools(row.get("tools"))
-    return None if messages is None else (messages, {"tools": tools} if tools else {})
+    return None if w.failed else (messages, {"tools": tools} if tools else {})
 
 
 def _sharegpt_turns(turns: object, w: _Where, name: str) -> list[dict] | None:
@@ -226,12 +276,15 @@ def _sharegpt_turns(turns: object, w: _Where, name: str) -> list[dict] | None:
 
 def _sharegpt(row: dict, w: _Where):
     msgs = _sharegpt_turns(row.get("conversations"), w, "conversations")
-    if msgs is None or w.problems:
+    if msgs is None or w.failed:
         return None
     messages = _messages(msgs, w, "conversations")
+    if messages is None:
+        return None
+    _check_order(messages, w, "conversations")
     tools = _tools(row.get("tools"))
     extra = {"tools": tools} if tools else {}
-    return None if messages is None else (messages, extra)
+    return None if w.failed else (messages, extra)
 
 
 def _hh_transcript(text: str) -> list[dict] | None:
@@ -268,10 +321,12 @@ def _preference(row: dict, w: _Where):
     chosen = _side(row.get("chosen"), w, "chosen")
     rejected = _side(row.get("rejected"), w, "rejected")
     prompt = None
-    if prompt_raw is not None:
+    if isinstance(prompt_raw, str) and not prompt_raw.strip():
+        w.add("'prompt' is empty", "give the prompt the two replies answer", "prompt", "empty_field")
+    elif prompt_raw is not None:
         prompt = ([{"role": "user", "content": prompt_raw}] if isinstance(prompt_raw, str)
                   else _side(prompt_raw, w, "prompt"))
-    if w.problems or chosen is None or rejected is None:
+    if w.failed or chosen is None or rejected is None:
         return None
     if prompt is None:  # whole conversations (HH-RLHF, torchtune): the shared start is the prompt
         prompt, chosen, rejected = _split_common_prefix(chosen, rejected)
@@ -285,37 +340,45 @@ def _preference(row: dict, w: _Where):
     if chosen == rejected:
         w.add("chosen and rejected are identical", "drop the row: it teaches no preference", "rejected",
               "identical_pair")
-    return None if w.problems else (prompt, {"chosen": chosen, "rejected": rejected})
+    if not w.failed:
+        _check_order(prompt + chosen, w, "prompt")
+    return None if w.failed else (prompt, {"chosen": chosen, "rejected": rejected})
 
 
 def _kto(row: dict, w: _Where):
     prompt_raw, completion_raw, label = row.get("prompt"), row.get("completion"), row.get("label")
     prompt = ([{"role": "user", "content": prompt_raw}] if isinstance(prompt_raw, str) and prompt_raw.strip()
               else _side(prompt_raw, w, "prompt") if isinstance(prompt_raw, list) else None)
-    if prompt is None and not w.problems:
+    if prompt is None and not w.failed:
         w.add("'prompt' is missing or empty", "give the prompt as text or messages", "prompt", "missing_field")
     completion = _side(completion_raw, w, "completion") if completion_raw else None
-    if completion is None and not w.problems:
+    if completion is None and not w.failed:
         w.add("'completion' is missing or empty", "give the completion as text", "completion", "missing_field")
+    elif completion is not None and not any(m["role"] == "assistant" and m["content"].strip() for m in completion):
+        w.add("'completion' has no non-empty assistant reply", "give the completion as text", "completion",
+              "empty_field")
     if not isinstance(label, bool):
         w.add(f"'label' is {label!r}, not true/false", "use a JSON boolean: true (desirable) or false", "label",
               "wrong_type")
-    return None if w.problems else (prompt, {"completion": completion, "label": label})
+    if not w.failed:
+        _check_order(prompt + completion, w, "prompt")
+    return None if w.failed else (prompt, {"completion": completion, "label": label})
 
 
 def _classification(row: dict, w: _Where):
     text = _string(row, "text", w)
     label = row.get("label")
-    if label is None or isinstance(label, bool) or not isinstance(label, (str, int)) or (
-            isinstance(label, str) and not label.strip()):
-        w.add(f"'label' is {label!r}", "give the label as a class name or an integer id", "label",
-              "missing_field" if label is None else "wrong_type")
-    return None if w.problems else (None, {"text": text, "label": label})
+    if isinstance(label, str):  # "positive " and "positive" are one class (CSV exports pad cells)
+        label = label.strip()
+    if label is None or isinstance(label, bool) or not isinstance(label, (str, int)) or label == "":
+        w.add(f"'label' is {row.get('label')!r}", "give the label as a class name or an integer id", "label",
+              "missing_field" if label is None else "empty_field" if label == "" else "wrong_type")
+    return None if w.failed else (None, {"text": text, "label": label})
 
 
 def _text_row(row: dict, w: _Where):
     text = _string(row, "text", w)
-    return None if w.problems else (None, {"text": text})
+    return None if w.failed else (None, {"text": text})
 
 
 def _prompt_row(row: dict, w: _Where):
@@ -326,13 +389,15 @@ def _prompt_row(row: dict, w: _Where):
             w.add("'prompt' is empty", "give the prompt text", "prompt", "empty_field")
     else:
         messages = _messages(value, w, "prompt", need_assistant=False)
+        if messages is not None:
+            _check_order(messages, w, "prompt")
         if messages is not None and messages[-1]["role"] == "assistant":
             w.add("the prompt ends with an assistant turn", "end the prompt with the user turn to be answered",
                   "prompt", "wrong_type")
     completion = row.get("completion")  # OpenAI's legacy prompt/completion fine-tuning shape -> chat
     if messages is not None and isinstance(completion, str) and completion.strip():
         messages = [*messages, {"role": "assistant", "content": completion}]
-    return None if w.problems else (messages, {k: v for k, v in row.items() if k not in ("prompt", "completion")})
+    return None if w.failed else (messages, {k: v for k, v in row.items() if k not in ("prompt", "completion")})
 
 
 def task_examples(examples: list[Example], template: str | None) -> list[Example]:
@@ -354,45 +419,150 @@ def task_examples(examples: list[Example], template: str | None) -> list[Example
 
 @dataclass
 class LoadReport:
-    """What loading did: rows read, kept, and skipped by reason (never silently)."""
+    """What loading did: rows read, kept, skipped by reason (never silently), and warnings."""
 
     rows: int = 0
     kept: int = 0
     skipped: Counter = field(default_factory=Counter)
-    problems: list[Problem] = field(default_factory=list)  # the first MAX_REPORTED
+    problems: list[Problem] = field(default_factory=list)  # errors: the first `max_reported`
     kinds: Counter = field(default_factory=Counter)
+    warnings: list[Problem] = field(default_factory=list)  # the first `max_reported`
+    n_warnings: int = 0
+    max_reported: int = MAX_REPORTED
 
     def add_problems(self, problems: list[Problem]) -> None:
-        for p in problems[:1]:  # a row counts once, under its first problem's reason
-            self.skipped[p.code or "invalid"] += 1
-        room = MAX_REPORTED - len(self.problems)
-        self.problems.extend(problems[:max(room, 0)])
+        """One bad row's errors (it counts once, under its first error's reason), or warnings."""
+        errors = [p for p in problems if p.level == "error"]
+        if errors:
+            self.skipped[errors[0].code or "invalid"] += 1
+        self.problems.extend(errors[:max(self.max_reported - len(self.problems), 0)])
+        self.add_warnings([p for p in problems if p.level != "error"])
+
+    def add_warnings(self, warnings: list[Problem]) -> None:
+        self.n_warnings += len(warnings)
+        self.warnings.extend(warnings[:max(self.max_reported - len(self.warnings), 0)])
 
     def summary(self) -> dict:
         return {"rows": self.rows, "kept": self.kept, "skipped": dict(self.skipped), "kinds": dict(self.kinds),
-                "problems": [str(p) for p in self.problems]}
+                "problems": [str(p) for p in self.problems], "warnings": self.n_warnings,
+                "warning_list": [str(p) for p in self.warnings]}
 
 
-def iter_examples(path: str, fmt: str = "auto", columns: dict | None = None, report: LoadReport | None = None,
-                  max_row_bytes: int = DEFAULT_MAX_ROW_BYTES):
-    """Stream Examples from one file; bad rows go to `report` (a missing file raises)."""
+# The columns each format needs, for checking a CSV/TSV header once instead of every row.
+REQUIRED = {"alpaca": ("instruction", "output"), "chat": ("messages",), "sharegpt": ("conversations",),
+            "preference": ("chosen", "rejected"), "kto": ("prompt", "completion", "label"),
+            "classification": ("text", "label"), "text": ("text",), "prompt": ("prompt",)}
+
+
+def check_header(path: str, fmt: str = "auto", columns: dict | None = None) -> Problem | None:
+    """A .csv/.tsv header that fits no format (auto) or lacks the format's columns: one problem on
+    line 1, instead of the same error on every data row."""
+    from tunesmith.data.readers import read_header
+
+    header = read_header(path)
+    if not header:
+        return None  # empty file, or a first line the reader reports itself
+    names = set(header)
+    if columns:
+        names = (names - set(columns.values())) | {canon for canon, src in columns.items() if src in names}
+    found = detect(dict.fromkeys(names)) if fmt == "auto" else fmt
+    missing = [k for k in REQUIRED.get(found, ()) if k not in names] if found else ["text", "label"]
+    if not missing:
+        return None
+    shown = ", ".join(header)
+    if fmt == "auto":
+        what = (f"the header ({shown}) has no column tunesmith recognises: classification rows need 'text' and "
+                "'label', instruction rows 'instruction' and 'output', raw text 'text'")
+    else:
+        what = f"the header ({shown}) has no {' or '.join(map(repr, missing))} column, which data.format={fmt} needs"
+    others = [h for h in header if h not in ("text", "label")]
+    if "label" in header and others:
+        example = f"{{text: {others[0]}}}"
+    elif len(others) >= 2:
+        example = f"{{text: {others[0]}, label: {others[1]}}}"
+    else:
+        example = "{text: YOUR_TEXT_COLUMN, label: YOUR_LABEL_COLUMN}"
+    return Problem(what, f"rename the header's columns, or map them with data.columns, e.g. data.columns: {example}",
+                   file=str(path), line=1, code="bad_header")
+
+
+_INTEGER = re.compile(r"-?\d+")
+
+
+def _label_kind(label: str | int) -> tuple[str, str]:
+    """(family, type) of a class label: integers (JSON numbers or digit strings, as CSV gives
+    them) against names; within integers, JSON numbers against strings."""
+    if isinstance(label, int):
+        return "integer", "number"
+    return ("integer", "string") if _INTEGER.fullmatch(label) else ("name", "string")
+
+
+def _mixed_labels(examples: list[Example]) -> list[tuple[Example, str]]:
+    """Classification rows whose label kind is the minority in their file, with the reason: a file
+    of integer ids with a stray class name (or the reverse) trains a class that should not exist.
+    On a tie, the first row's kind is taken as the file's convention."""
+    rows = [(e, _label_kind(e.extra["label"])) for e in examples if e.kind == "classification"]
+    bad: list[tuple[Example, str]] = []
+    for level, describe in ((0, {"integer": "an integer id", "name": "a class name"}),
+                            (1, {"number": "a JSON number", "string": "a string"})):
+        pool = [(e, k) for e, k in rows if level == 0 or k[0] == "integer"]
+        counts = Counter(k[level] for _, k in pool)
+        if len(counts) < 2:
+            continue
+        first = pool[0][1][level]
+        major = max(counts, key=lambda k: (counts[k], k == first))
+        for e, k in pool:
+            if k[level] != major:
+                bad.append((e, f"label {e.extra['label']!r} is {describe[k[level]]}, while {counts[major]} of "
+                               f"{len(pool)} rows in this file use {describe[major]}s"))
+        rows = [(e, k) for e, k in pool if k[level] == major]
+    return bad
+
+
+def read_file(path: str, fmt: str = "auto", columns: dict | None = None, report: LoadReport | None = None,
+              max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> list[Example]:
+    """Every row of one file as Examples; errors and warnings go to `report` (a missing file raises).
+    The one reader behind validation, training, cleaning and evaluation."""
     report = report if report is not None else LoadReport()
     before = report.rows
-    for line, row in iter_rows(path, max_row_bytes):
+    if str(path).lower().endswith((".csv", ".tsv")) and Path(path).is_file():
+        bad_header = check_header(path, fmt, columns)
+        if bad_header:
+            report.rows += 1
+            report.add_problems([bad_header])
+            return []
+    warnings: list[Problem] = []
+    examples: list[Example] = []
+    for line, row in iter_rows(path, max_row_bytes, warnings):
         report.rows += 1
         if isinstance(row, Problem):
             report.add_problems([row])
             continue
-        ex, problems = row_to_example(row, fmt, {"file": str(path), "line": line}, columns)
+        ex, problems = row_to_example(row, fmt, {"file": str(path), "line": line}, columns, warnings)
         if problems:
             report.add_problems(problems)
-            continue
-        report.kept += 1
-        report.kinds[ex.kind] += 1
-        yield ex
+        else:
+            examples.append(ex)
+    mixed = _mixed_labels(examples)
+    if mixed:
+        drop = {id(e) for e, _ in mixed}
+        for e, why in mixed:
+            report.add_problems([Problem(why, "use one kind of label in the whole file (class names or integer ids)",
+                                         file=e.file, line=e.line, field="label", code="mixed_labels")])
+        examples = [e for e in examples if id(e) not in drop]
+    report.kept += len(examples)
+    report.kinds.update(e.kind for e in examples)
+    report.add_warnings(sorted(warnings, key=lambda p: p.line or 0))
     if report.rows == before:
         report.add_problems([Problem("the file holds no rows", "check that it is the right file", file=str(path),
                                      code="empty_file")])
+    return examples
+
+
+def iter_examples(path: str, fmt: str = "auto", columns: dict | None = None, report: LoadReport | None = None,
+                  max_row_bytes: int = DEFAULT_MAX_ROW_BYTES):
+    """Examples from one file (see read_file)."""
+    yield from read_file(path, fmt, columns, report, max_row_bytes)
 
 
 def load_examples(paths: list[str], fmt: str = "auto", system_prompt: str | None = None, *,
@@ -404,7 +574,7 @@ def load_examples(paths: list[str], fmt: str = "auto", system_prompt: str | None
     examples: list[Example] = []
     for path in paths:
         try:
-            for ex in iter_examples(path, fmt, columns, report, max_row_bytes):
+            for ex in read_file(path, fmt, columns, report, max_row_bytes):
                 if system_prompt and ex.messages and ex.messages[0]["role"] != "system":
                     ex.messages = [{"role": "system", "content": system_prompt}] + ex.messages
                 examples.append(ex)

@@ -26,15 +26,13 @@ def test_every_problem_is_reported_with_its_line_and_no_traceback(shared_data, t
     path = tmp_path / "alpaca_corrupted.jsonl"
     bad_lines = _corrupt(shared_data("alpaca/alpaca_data_rows_0000-0099.jsonl"), path)
     assert main(["data", "validate", str(path)]) == 2
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert "Traceback" not in err
-    assert err.startswith("error: 6 bad rows in the data:")
-    for line in bad_lines:
-        assert f"{path}:{line}:" in err, f"line {line} not reported"
+    assert out.startswith("failed: 20 rows in 1 file: 15 ok, 5 with errors; 5 errors, 1 warning")
+    levels = {int(x.split(":")[1]): x.split(":")[2].strip() for x in err.splitlines()}
+    assert levels == {**{n: "error" for n in bad_lines if n != 13}, 13: "warning"}  # and nothing else
     assert "not valid JSON" in err and "'output' is missing" in err and "'output' is int, not text" in err
     assert "'instruction' is empty" in err and "not valid UTF-8" in err and "10.0 MB" in err
-    reported = [int(x.split(":")[1]) for x in err.splitlines()[1:]]
-    assert reported == bad_lines  # and nothing else
 
 
 def test_skip_policy_counts_by_reason(shared_data, tmp_path, capsys):
@@ -44,9 +42,10 @@ def test_skip_policy_counts_by_reason(shared_data, tmp_path, capsys):
 
     report = LoadReport()
     rows = load_examples([str(path)], on_error="skip", report=report)
-    assert len(rows) == 14 and report.rows == 20
+    assert len(rows) == 15 and report.rows == 20  # the 10 MB line is a warning: long, but a valid row
     assert dict(report.skipped) == {"invalid_json": 1, "missing_field": 1, "wrong_type": 1, "empty_field": 1,
-                                    "invalid_utf8": 1, "too_large": 1}
+                                    "invalid_utf8": 1}
+    assert [(w.line, w.code) for w in report.warnings] == [(13, "long_line")]
 
 
 def test_empty_file_is_reported(tmp_path, capsys):
@@ -54,4 +53,4 @@ def test_empty_file_is_reported(tmp_path, capsys):
     path.write_bytes(b"")
     assert main(["data", "validate", str(path)]) == 2
     err = capsys.readouterr().err
-    assert f"{path}: the file holds no rows" in err and "Traceback" not in err
+    assert f"{path}: error: the file holds no rows" in err and "Traceback" not in err

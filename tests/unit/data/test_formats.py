@@ -356,17 +356,23 @@ def test_json_array_syntax_error_names_its_line_and_keeps_earlier_rows_checked(t
     assert f"{f}:4: not valid JSON" in str(info.value)
 
 
-@pytest.mark.parametrize("text, line", [('{"instruction": "a", "output": "b"}', 1), ("\n\n  42\n", 3), ("", 1)])
-def test_json_file_that_is_not_an_array(tmp_path, text, line):
+@pytest.mark.parametrize("text, problem", [("\n\n  42\n", "must hold one array"), ('"row"', "must hold one array"),
+                                           ("", "holds no rows"), ("\ufeff \n", "holds no rows")])
+def test_json_file_that_is_not_an_array_is_a_problem_of_the_file(tmp_path, text, problem):
     f = tmp_path / "d.json"
     f.write_text(text)
     with pytest.raises(TunesmithError) as info:
         load_examples([str(f)])
     p = info.value.problems[0]
     assert len(info.value.problems) == 1
-    assert p.file == str(f)
-    assert p.line == line
-    assert "must hold one array" in p.problem
+    assert (p.file, p.line) == (str(f), None)  # the whole file, no invented line number
+    assert problem in p.problem
+
+
+def test_json_file_of_objects_one_after_another_is_read_as_datasets_does(tmp_path):
+    f = tmp_path / "d.json"
+    f.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c",\n "output": "d"}\n\n{"text": "t"}\n')
+    assert [(e.line, e.kind) for e in load_examples([str(f)])] == [(1, "chat"), (2, "chat"), (5, "text")]
 
 
 def test_empty_files_are_errors_naming_the_file(tmp_path):

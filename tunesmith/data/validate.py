@@ -1,0 +1,87 @@
+"""Structural validation: every problem in the data files, with file, line and level, at once.
+
+No tokenizer or model is loaded here, so a file's rows are checked in a fraction of a second
+(`bench/validate_speed.py`); token statistics come after, when asked for (`data validate --stats`)
+or when a config names a model. The rows go through the same reader and converters as training
+(`formats.read_file`), so a file that validates here never fails later on its rows.
+
+Levels: an *error* makes the row unusable (exit code 2); a *warning* names something that is
+probably a mistake but trains (exit code 0), e.g. two user turns in a row or a blank line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tunesmith.data.formats import LoadReport, read_file
+from tunesmith.data.readers import DEFAULT_MAX_ROW_BYTES
+from tunesmith.errors import Problem, TunesmithError
+
+MAX_LISTED = 10_000  # problems kept per level; the counts stay exact beyond it
+
+
+@dataclass
+class FileSpec:
+    path: str
+    format: str = "auto"
+    columns: dict | None = None
+
+
+@dataclass
+class Validation:
+    """The outcome of checking some files."""
+
+    files: list[str]
+    report: LoadReport
+    errors: list[Problem] = field(default_factory=list)  # sorted by file, then line
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def diagnostics(self) -> list[Problem]:
+        order = {f: i for i, f in enumerate(self.files)}
+        return sorted(self.errors + self.warnings,
+                      key=lambda p: (order.get(p.file, len(order)), p.line or 0, p.level != "error"))
+
+    def summary_line(self) -> str:
+        r = self.report
+        bad_rows = sum(r.skipped.values())
+        files = f"{len(self.files)} file{'s' * (len(self.files) != 1)}"
+        return (f"{r.rows} rows in {files}: {r.kept} ok, {bad_rows} with errors; "
+                f"{len(self.errors)} error{'s' * (len(self.errors) != 1)}, "
+                f"{r.n_warnings} warning{'s' * (r.n_warnings != 1)}")
+
+    def raise_if_errors(self, shown: int = 50) -> None:
+        """The errors as one TunesmithError, as training reports them."""
+        if self.errors:
+            n = sum(self.report.skipped.values())
+            more = f" (first {shown} shown)" if len(self.errors) > shown else ""
+            raise TunesmithError(self.errors[:shown], title=f"{n} bad row{'s' * (n != 1)} in the data{more}:")
+
+    def as_dict(self) -> dict:
+        r = self.report
+        return {"ok": self.ok, "files": self.files, "rows": r.rows, "kept": r.kept, "kinds": dict(r.kinds),
+                "rows_with_errors": dict(r.skipped), "errors": len(self.errors), "warnings": r.n_warnings,
+                "problems": [p.as_dict() for p in self.diagnostics()]}
+
+
+def check_files(files: list[FileSpec], max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Validation:
+    """Read every row of every file through the training reader and collect all problems."""
+    report = LoadReport(max_reported=MAX_LISTED)
+    for spec in files:
+        try:
+            read_file(spec.path, spec.format, spec.columns or None, report, max_row_bytes)
+        except TunesmithError as e:  # a missing or unreadable file: reported with the others
+            report.add_problems(e.problems)
+    return Validation([f.path for f in files], report, list(report.problems), list(report.warnings))
+
+
+def config_files(data) -> list[FileSpec]:
+    """The files a config's data section reads, each with its format and column mapping."""
+    specs = [FileSpec(p, data.format, data.columns) for p in data.train]
+    specs += [FileSpec(s.path, s.format, s.columns) for s in data.sources]
+    if data.validation:
+        specs.append(FileSpec(data.validation, data.format, data.columns))
+    return specs
