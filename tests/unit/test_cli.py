@@ -70,7 +70,7 @@ def test_validate_reports_bad_json_line_without_traceback(bad_data_config, capsy
     rc = main(["validate", str(bad_data_config)])
     assert rc == 2
     out, err = capsys.readouterr()
-    assert out.startswith("failed: 8 rows in 1 file: 7 ok, 1 with errors; 1 error, 0 warnings")
+    assert out.startswith("failed: 1 file, 8 rows read, 7 usable; 1 error, 0 warnings")
     assert err.splitlines()[0].endswith("broken.jsonl:7: error: not valid JSON: Expecting ',' delimiter at column 1 "
                                         "(each line of a .jsonl file must be one complete JSON object)")
     assert len(err.splitlines()) == 1

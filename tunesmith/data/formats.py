@@ -97,15 +97,14 @@ def row_to_example(row: object, fmt: str, where: dict, columns: dict | None = No
             return None, [Problem(f"cannot tell the format from the keys ({keys})",
                                   "set data.format, or map your keys with data.columns (e.g. {output: response})",
                                   code="unknown_format", **where)]
-    convert = {"alpaca": _alpaca, "chat": _chat, "sharegpt": _sharegpt, "preference": _preference, "kto": _kto,
-               "classification": _classification, "text": _text_row, "prompt": _prompt_row}[fmt]
     problems: list[Problem] = []
-    result = convert(row, _Where(where, problems))
-    errors = [p for p in problems if p.level == "error"]
-    if warnings is not None:
-        warnings.extend(p for p in problems if p.level != "error")
-    if errors:
-        return None, errors
+    result = _CONVERTERS[fmt](row, _Where(where, problems))
+    if problems:
+        errors = [p for p in problems if p.level == "error"]
+        if warnings is not None:
+            warnings.extend(p for p in problems if p.level != "error")
+        if errors:
+            return None, errors
     messages, extra = result
     kind = "chat" if fmt == "prompt" and messages[-1]["role"] == "assistant" else KIND_OF[fmt]
     return Example(messages, where["file"], where["line"], kind, extra), []
@@ -166,6 +165,20 @@ def _alpaca(row: dict, w: _Where):
     return messages, {}
 
 
+def _tool_calls(calls: object, role: object, w: _Where, f: str) -> None:
+    """OpenAI's shape: [{id, type: function, function: {name, arguments}}] on an assistant message;
+    chat templates index into it, so a malformed call would fail there, far from its line."""
+    if role != "assistant" or not isinstance(calls, list):
+        w.add("tool_calls must be a list on an assistant message", "see the OpenAI tool-call format", f, "wrong_type")
+        return
+    for j, call in enumerate(calls):
+        fn = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str) or not isinstance(
+                fn.get("arguments", ""), (str, dict)):
+            w.add("a tool call is not {type: function, function: {name: str, arguments: str}}",
+                  "see the OpenAI tool-call format", f"{f}[{j}]", "wrong_type")
+
+
 def _content(content: object, calls: object, w: _Where, f: str) -> str | None:
     """A message's text: a string, or OpenAI's list of text parts (joined); None after an error."""
     if content is None and calls:
@@ -191,23 +204,23 @@ def _messages(msgs: object, w: _Where, name: str, need_assistant: bool = True) -
               "missing_field" if msgs is None else "wrong_type")
         return None
     out, before = [], len(w.problems)
-    for i, m in enumerate(msgs):
-        f = f"{name}[{i}]"
-        if not isinstance(m, dict):
-            w.add("is not an object", 'write {"role": ..., "content": ...}', f, "wrong_type")
+    for i, m in enumerate(msgs):  # the hot loop of validation: no work on the good path that it can skip
+        if type(m) is not dict:
+            w.add("is not an object", 'write {"role": ..., "content": ...}', f"{name}[{i}]", "wrong_type")
             continue
-        role, calls = m.get("role"), m.get("tool_calls")
+        role, calls, content = m.get("role"), m.get("tool_calls"), m.get("content")
         if role not in ROLES:
-            w.add(f"role {role!r} is not one of {', '.join(ROLES)}", "fix the role", f"{f}.role", "bad_role")
+            w.add(f"role {role!r} is not one of {', '.join(ROLES)}", "fix the role", f"{name}[{i}].role", "bad_role")
         elif role == "system" and i != 0:
-            w.add("a system message must come first", "move it to the start", f"{f}.role", "bad_role")
-        if calls is not None and (role != "assistant" or not isinstance(calls, list)):
-            w.add("tool_calls must be a list on an assistant message", "see the OpenAI tool-call format",
-                  f"{f}.tool_calls", "wrong_type")
-        content = _content(m.get("content"), calls, w, f)
-        if content is None:
-            continue
-        if not content.strip() and not calls:
+            w.add("a system message must come first", "move it to the start", f"{name}[{i}].role", "bad_role")
+        if calls is not None:
+            _tool_calls(calls, role, w, f"{name}[{i}].tool_calls")
+        if type(content) is not str:
+            content = _content(content, calls, w, f"{name}[{i}]")
+            if content is None:
+                continue
+        if not calls and not content.strip():
+            f = f"{name}[{i}]"
             # An empty reply teaches the model to say nothing; an empty question is a broken export.
             if role in ("user", "assistant"):
                 w.add(f"{role} content is empty", "fill it in or drop the turn", f"{f}.content", "empty_field")
@@ -215,9 +228,12 @@ def _messages(msgs: object, w: _Where, name: str, need_assistant: bool = True) -
                 w.add("system content is empty", "fill it in or drop the system message", f"{f}.content",
                       "empty_field", level="warning")
         msg = {"role": role, "content": content}
-        msg.update({k: m[k] for k in ("tool_calls", "tool_call_id", "name") if k in m})
+        if len(m) > 2:
+            for k in ("tool_calls", "tool_call_id", "name"):
+                if k in m:
+                    msg[k] = m[k]
         out.append(msg)
-    failed = any(p.level == "error" for p in w.problems[before:])
+    failed = len(w.problems) > before and any(p.level == "error" for p in w.problems[before:])
     if not failed and need_assistant and not any(m["role"] == "assistant" for m in out):
         w.add("no assistant message, so nothing to learn", "add the reply to learn", name, "no_assistant")
         failed = True
@@ -233,6 +249,7 @@ def _check_order(messages: list[dict], w: _Where, name: str) -> None:
         w.add("the conversation starts with the assistant's message; the first message after the system prompt "
               "must be the user's", "add the user turn it answers, or drop the row", f"{name}[{turns[0][0]}].role",
               "bad_order")
+        return
     for (_, a), (j, b) in zip(turns, turns[1:]):
         if a == b and a in ("user", "assistant"):
             w.add(f"two {a} messages in a row", "merge them, or put the missing turn between them",
@@ -265,7 +282,8 @@ def _sharegpt_turns(turns: object, w: _Where, name: str) -> list[dict] | None:
         return None
     msgs = []
     for i, t in enumerate(turns):
-        if not isinstance(t, dict) or t.get("from") not in SHAREGPT_ROLES or not isinstance(t.get("value"), str):
+        if not isinstance(t, dict) or not isinstance(t.get("from"), str) or t["from"] not in SHAREGPT_ROLES or \
+                not isinstance(t.get("value"), str):
             got = t.get("from") if isinstance(t, dict) else type(t).__name__
             w.add(f"turn is not {{from, value}} with a known role (got {got!r})",
                   f"use from: one of {', '.join(SHAREGPT_ROLES)}, and a string value", f"{name}[{i}]", "bad_role")
@@ -400,6 +418,10 @@ def _prompt_row(row: dict, w: _Where):
     return None if w.failed else (messages, {k: v for k, v in row.items() if k not in ("prompt", "completion")})
 
 
+_CONVERTERS = {"alpaca": _alpaca, "chat": _chat, "sharegpt": _sharegpt, "preference": _preference, "kto": _kto,
+               "classification": _classification, "text": _text_row, "prompt": _prompt_row}
+
+
 def task_examples(examples: list[Example], template: str | None) -> list[Example]:
     """Generative task tuning: classification rows (text, label) become a user prompt from
     `template` ({text} replaced; None: the text alone) answered by the label, so a causal LM
@@ -497,14 +519,33 @@ def _label_kind(label: str | int) -> tuple[str, str]:
     return ("integer", "string") if _INTEGER.fullmatch(label) else ("name", "string")
 
 
-def _mixed_labels(examples: list[Example]) -> list[tuple[Example, str]]:
+_KEYS_OF_KIND = {"preference": "prompt, chosen and rejected", "kto": "prompt, completion and label (true/false)",
+                 "classification": "text and label", "text": "text", "prompt": "prompt",
+                 "chat": "messages (or instruction and output)"}
+
+
+def _mixed_kinds(examples: list[Example]) -> list[tuple[Example, str, str]]:
+    """Rows whose kind is the minority in their file. Formats are detected per row from the keys,
+    so a preference row that lost its 'rejected' reads as a prompt row, and a classification row
+    without its label as raw text: valid rows of the wrong kind, which training would misuse."""
+    counts = Counter(e.kind for e in examples)
+    if len(counts) < 2:
+        return []
+    first = examples[0].kind
+    major = max(counts, key=lambda k: (counts[k], k == first))
+    return [(e, f"this row reads as a {e.kind} row, while {counts[major]} of {len(examples)} rows in this file "
+                f"are {major} rows", f"{major} rows need {_KEYS_OF_KIND[major]}")
+            for e in examples if e.kind != major]
+
+
+def _mixed_labels(examples: list[Example]) -> list[tuple[Example, str, str]]:
     """Classification rows whose label kind is the minority in their file, with the reason: a file
     of integer ids with a stray class name (or the reverse) trains a class that should not exist.
     On a tie, the first row's kind is taken as the file's convention."""
     rows = [(e, _label_kind(e.extra["label"])) for e in examples if e.kind == "classification"]
     bad: list[tuple[Example, str]] = []
-    for level, describe in ((0, {"integer": "an integer id", "name": "a class name"}),
-                            (1, {"number": "a JSON number", "string": "a string"})):
+    for level, describe in ((0, {"integer": ("an integer id", "integer ids"), "name": ("a class name", "class names")}),
+                            (1, {"number": ("a JSON number", "JSON numbers"), "string": ("a string", "strings")})):
         pool = [(e, k) for e, k in rows if level == 0 or k[0] == "integer"]
         counts = Counter(k[level] for _, k in pool)
         if len(counts) < 2:
@@ -513,8 +554,9 @@ def _mixed_labels(examples: list[Example]) -> list[tuple[Example, str]]:
         major = max(counts, key=lambda k: (counts[k], k == first))
         for e, k in pool:
             if k[level] != major:
-                bad.append((e, f"label {e.extra['label']!r} is {describe[k[level]]}, while {counts[major]} of "
-                               f"{len(pool)} rows in this file use {describe[major]}s"))
+                bad.append((e, f"{e.extra['label']!r} is {describe[k[level]][0]}, while {counts[major]} of "
+                               f"{len(pool)} rows in this file use {describe[major][1]}",
+                            "use one kind of label in the whole file: class names, or integer ids"))
         rows = [(e, k) for e, k in pool if k[level] == major]
     return bad
 
@@ -528,7 +570,6 @@ def read_file(path: str, fmt: str = "auto", columns: dict | None = None, report:
     if str(path).lower().endswith((".csv", ".tsv")) and Path(path).is_file():
         bad_header = check_header(path, fmt, columns)
         if bad_header:
-            report.rows += 1
             report.add_problems([bad_header])
             return []
     warnings: list[Problem] = []
@@ -543,19 +584,19 @@ def read_file(path: str, fmt: str = "auto", columns: dict | None = None, report:
             report.add_problems(problems)
         else:
             examples.append(ex)
-    mixed = _mixed_labels(examples)
-    if mixed:
-        drop = {id(e) for e, _ in mixed}
-        for e, why in mixed:
-            report.add_problems([Problem(why, "use one kind of label in the whole file (class names or integer ids)",
-                                         file=e.file, line=e.line, field="label", code="mixed_labels")])
+    for code, bad in (("mixed_kinds", _mixed_kinds(examples)), ("mixed_labels", _mixed_labels(examples))):
+        drop = {id(e) for e, _, _ in bad}
+        for e, why, fix in bad:
+            report.add_problems([Problem(why, fix, file=e.file, line=e.line, code=code,
+                                         field="label" if code == "mixed_labels" else None)])
         examples = [e for e in examples if id(e) not in drop]
     report.kept += len(examples)
     report.kinds.update(e.kind for e in examples)
-    report.add_warnings(sorted(warnings, key=lambda p: p.line or 0))
-    if report.rows == before:
+    if report.rows == before:  # blank lines of a file with no rows are that file's one problem
         report.add_problems([Problem("the file holds no rows", "check that it is the right file", file=str(path),
                                      code="empty_file")])
+        warnings = [w for w in warnings if w.code != "blank_line"]
+    report.add_warnings(sorted(warnings, key=lambda p: p.line or 0))
     return examples
 
 

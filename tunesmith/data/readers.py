@@ -214,6 +214,8 @@ def _jsonl(path: Path, max_row_bytes: int, warnings: list) -> Iterator[tuple[int
             if isinstance(text, Problem):
                 yield n, text
             elif not text.strip(_WS):
+                if not text:
+                    continue  # a file holding only a BOM: nothing on this line at all
                 warnings.append(_at(path, n, "blank line", "remove it: a .jsonl file holds one object per line",
                                     "blank_line", level="warning"))
             else:
@@ -228,6 +230,8 @@ class _Lines:
 
     def __call__(self, pos: int) -> int:
         pos = min(pos, len(self.text))
+        if pos == len(self.text) and self.text.endswith("\n"):
+            pos -= 1  # the end of the file is on its last line, not on a line after it
         if pos < self.pos:
             self.pos, self.line = 0, 1
         self.line += self.text.count("\n", self.pos, pos)
@@ -357,6 +361,7 @@ def _delimited(path: Path, delimiter: str, max_row_bytes: int, warnings: list) -
     """CSV/TSV decoded line by line, so one bad byte costs one line (reported with its number)
     instead of the rest of the file; a UTF-8 BOM (as Excel writes) is dropped from the header."""
     bad: list[Problem] = []
+    bad_lines: set[int] = set()
 
     def lines():
         with open(path, "rb") as f:
@@ -364,6 +369,7 @@ def _delimited(path: Path, delimiter: str, max_row_bytes: int, warnings: list) -
                 text = _line_checks(raw, path, n, max_row_bytes, warnings)
                 if isinstance(text, Problem):
                     bad.append(text)
+                    bad_lines.add(n)
                     yield "\n"  # keeps csv's line count in step with the file
                 else:
                     yield text
@@ -382,6 +388,15 @@ def _delimited(path: Path, delimiter: str, max_row_bytes: int, warnings: list) -
         return
     yield from flush()
     if header is None:
+        return
+    if not any(h.strip() for h in header):
+        try:
+            more = next(reader, None) is not None
+        except csv.Error:
+            more = True
+        if 1 not in bad_lines and more:
+            yield 1, _at(path, 1, "the first line is blank; it must be the header", "put the header on line 1",
+                         "bad_header")
         return
     header = [h.strip() for h in header]
     dups = sorted({h for h in header if header.count(h) > 1})
@@ -406,6 +421,8 @@ def _delimited(path: Path, delimiter: str, max_row_bytes: int, warnings: list) -
         line, start = start, reader.line_num + 1
         yield from flush()
         if not any(cell.strip() for cell in record):
+            if line in bad_lines:
+                continue  # an unreadable line, reported as such
             warnings.append(_at(path, line, "blank row", "remove it", "blank_line", level="warning"))
             continue
         if len(record) != len(header):

@@ -47,11 +47,12 @@ class Validation:
 
     def summary_line(self) -> str:
         r = self.report
-        bad_rows = sum(r.skipped.values())
-        files = f"{len(self.files)} file{'s' * (len(self.files) != 1)}"
-        return (f"{r.rows} rows in {files}: {r.kept} ok, {bad_rows} with errors; "
-                f"{len(self.errors)} error{'s' * (len(self.errors) != 1)}, "
-                f"{r.n_warnings} warning{'s' * (r.n_warnings != 1)}")
+
+        def n(count: int, word: str) -> str:
+            return f"{count} {word}{'s' * (count != 1)}"
+
+        return (f"{n(len(self.files), 'file')}, {n(r.rows, 'row')} read, {r.kept} usable; "
+                f"{n(len(self.errors), 'error')}, {n(r.n_warnings, 'warning')}")
 
     def raise_if_errors(self, shown: int = 50) -> None:
         """The errors as one TunesmithError, as training reports them."""

@@ -28,7 +28,7 @@ def test_every_problem_is_reported_with_its_line_and_no_traceback(shared_data, t
     assert main(["data", "validate", str(path)]) == 2
     out, err = capsys.readouterr()
     assert "Traceback" not in err
-    assert out.startswith("failed: 20 rows in 1 file: 15 ok, 5 with errors; 5 errors, 1 warning")
+    assert out.startswith("failed: 1 file, 20 rows read, 15 usable; 5 errors, 1 warning")
     levels = {int(x.split(":")[1]): x.split(":")[2].strip() for x in err.splitlines()}
     assert levels == {**{n: "error" for n in bad_lines if n != 13}, 13: "warning"}  # and nothing else
     assert "not valid JSON" in err and "'output' is missing" in err and "'output' is int, not text" in err

@@ -371,8 +371,9 @@ def test_json_file_that_is_not_an_array_is_a_problem_of_the_file(tmp_path, text,
 
 def test_json_file_of_objects_one_after_another_is_read_as_datasets_does(tmp_path):
     f = tmp_path / "d.json"
-    f.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c",\n "output": "d"}\n\n{"text": "t"}\n')
-    assert [(e.line, e.kind) for e in load_examples([str(f)])] == [(1, "chat"), (2, "chat"), (5, "text")]
+    f.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "c",\n "output": "d"}\n\n'
+                 '{"messages": [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"}]}\n')
+    assert [(e.line, e.kind) for e in load_examples([str(f)])] == [(1, "chat"), (2, "chat"), (5, "chat")]
 
 
 def test_empty_files_are_errors_naming_the_file(tmp_path):
