@@ -424,6 +424,7 @@ def delimited_files(c: Corpus, rng: random.Random) -> None:
         extra[0] = t[0] + sep + "id"
         c.add(f"control_extra_column{suffix}", ("\n".join(extra) + "\n").encode(), [])
         for name, header in (("no_text_column", ("sentence", "label")), ("no_known_columns", ("review", "stars")),
+                             ("no_label_column", ("text", "sentiment")),
                              ("headerless", ("The movie was fine", "positive"))):
             tt = table(5, header=header, sep=sep)
             c.add(f"{name}{suffix}", ("\n".join(tt) + "\n").encode(), [(1, E)])
@@ -467,6 +468,8 @@ def delimited_files(c: Corpus, rng: random.Random) -> None:
     c.add("explicit_format_missing_label.csv", b"text,sentiment\nnice,positive\n", [(1, E)],
           args=["data.format=classification"])
     c.add("control_alpaca.csv", b"instruction,input,output\nSay hi,,Hi\nAdd,2 and 2,4\n", [])
+    c.add("control_raw_text_column.csv", b"text\nA line of a book.\nAnother line.\n", [])
+    c.add("control_raw_text_explicit.csv", b"text,source\nA line of a book.,gutenberg\n", [], args=["data.format=text"])
     c.add("control_quoted_delimiters.tsv", b'text\tlabel\n"tab\tinside"\tpositive\n', [])
 
 

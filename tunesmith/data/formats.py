@@ -489,9 +489,16 @@ def check_header(path: str, fmt: str = "auto", columns: dict | None = None) -> P
         names = (names - set(columns.values())) | {canon for canon, src in columns.items() if src in names}
     found = detect(dict.fromkeys(names)) if fmt == "auto" else fmt
     missing = [k for k in REQUIRED.get(found, ()) if k not in names] if found else ["text", "label"]
+    shown = ", ".join(header)
+    if not missing and found == "text" and fmt == "auto" and len(names) > 1:
+        # 'text' beside other columns but no 'label': in a table that is nearly always a
+        # classification file with its label column misnamed; raw text can say so explicitly.
+        other = next(h for h in header if h != "text" and h not in (columns or {}).values())
+        return Problem(f"the header ({shown}) has 'text' but no 'label' column: classification rows need both",
+                       f"map the label column, e.g. data.columns: {{label: {other}}}; for raw text, set "
+                       "data.format=text", file=str(path), line=1, code="bad_header")
     if not missing:
         return None
-    shown = ", ".join(header)
     if fmt == "auto":
         what = (f"the header ({shown}) has no column tunesmith recognises: classification rows need 'text' and "
                 "'label', instruction rows 'instruction' and 'output', raw text 'text'")
@@ -574,12 +581,13 @@ def read_file(path: str, fmt: str = "auto", columns: dict | None = None, report:
             return []
     warnings: list[Problem] = []
     examples: list[Example] = []
+    name = str(path)
     for line, row in iter_rows(path, max_row_bytes, warnings):
         report.rows += 1
         if isinstance(row, Problem):
             report.add_problems([row])
             continue
-        ex, problems = row_to_example(row, fmt, {"file": str(path), "line": line}, columns, warnings)
+        ex, problems = row_to_example(row, fmt, {"file": name, "line": line}, columns, warnings)
         if problems:
             report.add_problems(problems)
         else:

@@ -189,8 +189,7 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _parse_line(parser: StrictJSON, text: str, path: Path, n: int) -> object:
-    start = len(text) - len(text.lstrip(_WS))
+def _parse_line(parser: StrictJSON, text: str, start: int, path: Path, n: int) -> object:
     try:
         value, end = parser.raw_decode(text, start)
     except json.JSONDecodeError as e:
@@ -213,13 +212,13 @@ def _jsonl(path: Path, max_row_bytes: int, warnings: list) -> Iterator[tuple[int
             text = _line_checks(raw, path, n, max_row_bytes, warnings)
             if isinstance(text, Problem):
                 yield n, text
-            elif not text.strip(_WS):
-                if not text:
-                    continue  # a file holding only a BOM: nothing on this line at all
+                continue
+            body = text.lstrip(_WS)
+            if body:
+                yield n, _parse_line(parser, text, len(text) - len(body), path, n)
+            elif text:  # (a file holding only a BOM has nothing on this line at all)
                 warnings.append(_at(path, n, "blank line", "remove it: a .jsonl file holds one object per line",
                                     "blank_line", level="warning"))
-            else:
-                yield n, _parse_line(parser, text, path, n)
 
 
 class _Lines:
