@@ -54,13 +54,18 @@ def cmd_validate(args) -> int:
     from tunesmith.api import _config
 
     cfg = _config(args.config, args.overrides)
+    from tunesmith.data.validate import check_files, config_files
     from tunesmith.recipes import KINDS
 
+    structure = check_files(config_files(cfg.data), cfg.data.max_row_bytes)
+    if not structure.ok:  # every row problem at once, with its level, before any model loads
+        return _print_validation(structure, args.json)
     kinds = KINDS[cfg.recipe]
     report = validate(cfg, kinds=kinds)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json.dumps({**report, "validation": structure.as_dict()}, indent=2))
         return 0
+    _print_validation(structure, False)
     print(f"config ok: {report['config']}")
     print(f"model ok: {report['model']['spec']} ({report['model']['kind']}: {report['model']['path']})")
     _print_data_report(report)
@@ -121,12 +126,26 @@ def cmd_config(args) -> int:
     return 0
 
 
-def _print_data_report(report: dict) -> None:
+def _print_validation(v, as_json: bool) -> int:
+    """Diagnostics (`file:line: error|warning: ...`) on stderr, the summary on stdout; exit 2 on errors."""
+    if as_json:
+        print(json.dumps(v.as_dict(), indent=2, ensure_ascii=True))
+    else:
+        for p in v.diagnostics():
+            print(p.diagnostic(), file=sys.stderr)
+        if v.report.n_warnings > len(v.warnings) or sum(v.report.skipped.values()) > len(v.errors):
+            print("(more problems than listed; the counts below are complete)", file=sys.stderr)
+        print(("ok: " if v.ok else "failed: ") + v.summary_line())
+    return 0 if v.ok else EXIT_USER_ERROR
+
+
+def _print_data_report(report: dict, rows_shown: bool = False) -> None:
     rows = report["load"]["train"]["rows"]
-    print(f"read {rows['rows']} rows, kept {rows['kept']}" + (f"; skipped by reason: {rows['skipped']}"
-                                                              if rows["skipped"] else ""))
-    for p in rows["problems"][:10]:
-        print(f"  {p}")
+    if not rows_shown:
+        print(f"read {rows['rows']} rows, kept {rows['kept']}" + (f"; skipped by reason: {rows['skipped']}"
+                                                                  if rows["skipped"] else ""))
+        for p in rows["problems"][:10]:
+            print(f"  {p}")
     for split, s in report["data"].items():
         print(f"\n{split}: {s['kept']} of {s['rows']} rows kept; kinds {s['kinds']}")
         print(f"  tokens {s['tokens']}, {s['loss_token_fraction']:.0%} carry loss; length min/median/max "
@@ -147,6 +166,30 @@ def _print_data_report(report: dict) -> None:
             print(f"  {b['from']:>6}-{b['to']:<6} {'#' * round(30 * b['count'] / top):<30} {b['count']}")
         for p in s["template_problems"][:5]:
             print(f"  template problem: {p}")
+
+
+def _data_validate(args) -> int:
+    """Rows first, without a model (fast); token statistics when asked (--stats) or when the target
+    is a config, which names its model."""
+    from pathlib import Path
+
+    from tunesmith import api
+    from tunesmith.data.readers import SUFFIXES
+    from tunesmith.data.validate import FileSpec, check_files, config_files
+
+    cfg = api.data_config(args.target, args.overrides)
+    bare = Path(args.target).suffix.lower() in SUFFIXES
+    files = [FileSpec(args.target, cfg.data.format, cfg.data.columns)] if bare else config_files(cfg.data)
+    structure = check_files(files, cfg.data.max_row_bytes)
+    if not structure.ok or (bare and not args.stats):
+        return _print_validation(structure, args.json)
+    report = api.validate(cfg)
+    if args.json:
+        print(json.dumps({"validation": structure.as_dict(), "statistics": report}, indent=2, ensure_ascii=True))
+        return 0
+    _print_validation(structure, False)
+    _print_data_report(report, rows_shown=True)
+    return 0
 
 
 def _parse_ratios(text: str) -> dict[str, float]:
@@ -176,12 +219,7 @@ def cmd_data(args) -> int:
     from tunesmith import api
 
     if args.data_command == "validate":
-        report = api.validate(api.data_config(args.target, args.overrides))
-        if args.json:
-            print(json.dumps(report, indent=2))
-        else:
-            _print_data_report(report)
-        return 0
+        return _data_validate(args)
     if args.data_command == "preview":
         from tunesmith.data.inspect import render_html, render_terminal
 
@@ -411,13 +449,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--key", default=None, help="ab_key.json (default RUN/human/ab_key.json)")
     d = sub.add_parser("data", help="data tools: validate, preview, clean, split, augment, synth", description="data tools")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
-    for name, help_text in (("validate", "check every row (file:line errors) and print statistics"),
+    for name, help_text in (("validate", "check every row (file:line: error|warning) without loading a model; "
+                             "exit 2 on errors; --stats adds token statistics"),
                             ("preview", "show tokenized rows with the trained tokens highlighted")):
         s = dsub.add_parser(name, help=help_text, description=help_text)
         s.add_argument("target", help="a data file (.jsonl .json .txt .csv .tsv .parquet) or a run config (YAML)")
         s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.format=sharegpt")
         if name == "validate":
             s.add_argument("--json", action="store_true", help="print the report as JSON")
+            s.add_argument("--stats", action="store_true", help="also load the model's tokenizer and print token "
+                           "statistics (lengths, loss share, end-of-turn); a config target always does")
         else:
             s.add_argument("-n", type=int, default=3, help="rows to show")
             s.add_argument("--html", default=None, help="also write an HTML preview to this path")
@@ -466,6 +507,10 @@ def _version() -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tunesmith.errors import TunesmithError
+
+    for stream in (sys.stdout, sys.stderr):  # data can hold anything (a lone surrogate); printing must not crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
 
     try:
         return COMMANDS[args.command](args)

@@ -22,10 +22,12 @@ def load(run_or_model: str) -> Loaded:
     """A run directory (base model + its adapter, or its full model) or any model name."""
     from transformers import AutoTokenizer
 
+    from tunesmith.hardware import use_threads
     from tunesmith.models.loading import load_model, load_tokenizer, resolve
     from tunesmith.models.quant import quiet_bitsandbytes
 
     quiet_bitsandbytes()  # before peft imports bitsandbytes
+    use_threads()  # one per core not busy with other processes (see hardware.py)
     path = Path(run_or_model)
     if path.is_dir() and (path / runs.MANIFEST_FILE).exists() and not runs.is_run_dir(path):
         raise fail(f"{path} looks like a run directory but has no {runs.CONFIG_FILE}", "point at a complete run")

@@ -138,7 +138,7 @@ def _check_same_config(cfg, run_dir: Path) -> None:
     except (OSError, yaml.YAMLError):
         return
     new = to_dict(cfg)
-    changed = sorted(k for k in _flat(new) if k not in ("overwrite", "config_path")
+    changed = sorted(k for k in _flat(new) if k not in ("overwrite", "config_path", "train.threads")
                      and _flat(new).get(k) != _flat(old or {}).get(k))
     if changed:
         raise fail(f"run {run_dir} has a checkpoint to resume, but its config differs in: {', '.join(changed)}",

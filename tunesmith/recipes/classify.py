@@ -51,13 +51,14 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     from tunesmith.config import dump_yaml
     from tunesmith.data.prepare import check_kinds, data_files, load_all
-    from tunesmith.hardware import resolve_precision
+    from tunesmith.hardware import resolve_precision, thread_rechecks, use_threads
     from tunesmith.models.loading import materialize, resolve
     from tunesmith.recipes.sft import _make_logger_callback, _training_arguments
 
     # --- setup
     set_seed(cfg.seed)
     precision = resolve_precision(cfg.train.precision)
+    use_threads(cfg.train.threads)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
 
     # --- data
@@ -110,7 +111,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     args.include_num_input_tokens_seen = "all"
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
-                      callbacks=[_make_logger_callback(run_dir, show_progress), *callbacks])
+                      callbacks=[_make_logger_callback(run_dir, show_progress), thread_rechecks(), *callbacks])
     trainer.remove_callback(PrinterCallback)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)

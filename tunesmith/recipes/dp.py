@@ -171,13 +171,14 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     from tunesmith.config import dump_yaml
     from tunesmith.data.prepare import data_files, prepare
-    from tunesmith.hardware import resolve_precision, training_attention
+    from tunesmith.hardware import resolve_precision, thread_rechecks, training_attention, use_threads
     from tunesmith.models.loading import load_model, load_tokenizer, resolve
 
     # --- setup
     set_seed(cfg.seed)
     t, pv = cfg.train, cfg.privacy
     precision = resolve_precision(t.precision)
+    use_threads(t.threads)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
     refuse_resume(cfg)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -247,8 +248,8 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     eval_loader = DataLoader(eval_rows, batch_size=t.batch_size, collate_fn=collator) if eval_rows else None
     state, control = TrainerState(max_steps=steps), TrainerControl()
     log = _train_loop(model, optimizer, scheduler, dp_loader, eval_loader, engine, run_dir, device, t, pv.delta,
-                      steps, state, control, callbacks, tqdm(total=steps, desc="train (DP)", unit="step",
-                                                             disable=not show_progress, dynamic_ncols=True))
+                      steps, state, control, (thread_rechecks(), *callbacks),
+                      tqdm(total=steps, desc="train (DP)", unit="step", disable=not show_progress, dynamic_ncols=True))
     hooks.cleanup()  # back to a plain peft model: no hooks, no grad_sample attributes
 
     # --- evaluate

@@ -51,13 +51,14 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     from tunesmith.config import dump_yaml
     from tunesmith.data.prepare import check_kinds, data_files, load_all
     from tunesmith.data.templates import require_template
-    from tunesmith.hardware import resolve_precision, training_attention
+    from tunesmith.hardware import resolve_precision, thread_rechecks, training_attention, use_threads
     from tunesmith.models.loading import load_model, load_tokenizer, resolve
     from tunesmith.recipes.sft import _make_logger_callback, _training_arguments
 
     # --- setup
     set_seed(cfg.seed)
     precision = resolve_precision(cfg.train.precision)
+    use_threads(cfg.train.threads)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
     tokenizer = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
     require_template(tokenizer)
@@ -113,7 +114,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
                                max_length=cfg.data.max_length, **specific)
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                           processing_class=tokenizer, peft_config=peft_config,
-                          callbacks=[_make_logger_callback(run_dir, show_progress), *callbacks])
+                          callbacks=[_make_logger_callback(run_dir, show_progress), thread_rechecks(), *callbacks])
     trainer.remove_callback(PrinterCallback)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)

@@ -231,11 +231,12 @@ def _setup(cfg):
 
     from tunesmith.data.prepare import check_kinds, load_all
     from tunesmith.data.templates import require_template
-    from tunesmith.hardware import resolve_precision
+    from tunesmith.hardware import resolve_precision, use_threads
     from tunesmith.models.loading import load_tokenizer, resolve
 
     set_seed(cfg.seed)
     precision = resolve_precision(cfg.train.precision)
+    use_threads(cfg.train.threads)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
     tokenizer = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
     require_template(tokenizer)
@@ -324,6 +325,7 @@ def run_grpo(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     from transformers import PrinterCallback
     from trl import GRPOConfig, GRPOTrainer
 
+    from tunesmith.hardware import thread_rechecks
     from tunesmith.recipes.sft import _make_logger_callback, _training_arguments
 
     # --- setup and data
@@ -366,7 +368,7 @@ def run_grpo(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs, args=args, train_dataset=train_ds,
                           eval_dataset=eval_ds, processing_class=tokenizer,
                           reward_processing_classes=reward_tokenizers, peft_config=peft_config,
-                          callbacks=[_make_logger_callback(run_dir, show_progress), *callbacks])
+                          callbacks=[_make_logger_callback(run_dir, show_progress), thread_rechecks(), *callbacks])
     trainer.remove_callback(PrinterCallback)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)
@@ -490,6 +492,7 @@ def run_ppo(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     from transformers import GenerationConfig, get_scheduler
     from trl.trainer.utils import disable_dropout_in_model
 
+    from tunesmith.hardware import recheck_threads
     from tunesmith.models import adapters
 
     # --- setup and data
@@ -599,6 +602,7 @@ def run_ppo(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
         history.append(row)
         if step == 1 or step % t.logging_steps == 0 or step == steps:
             runs.append_metrics(run_dir, row)
+        recheck_threads()
         bar.update(1)
         bar.set_postfix({"score": f"{row['score']:.3g}", "kl": f"{row['kl']:.3g}"}, refresh=False)
     bar.close()

@@ -156,12 +156,13 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     from tunesmith.config import dump_yaml
     from tunesmith.data.prepare import data_files, prepare
-    from tunesmith.hardware import resolve_precision, training_attention
+    from tunesmith.hardware import resolve_precision, thread_rechecks, training_attention, use_threads
     from tunesmith.models.loading import load_model, load_tokenizer, resolve
 
     # --- setup
     set_seed(cfg.seed)
     precision = resolve_precision(cfg.train.precision)
+    use_threads(cfg.train.threads)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
 
     # --- data (before the run directory exists: bad data never leaves a half-made run behind)
@@ -233,7 +234,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
                                               cfg.train.weight_decay), None) if cfg.lora.plus_ratio else (None, None)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, optimizers=optimizers,
-                      callbacks=[_make_logger_callback(run_dir, show_progress), *callbacks])
+                      callbacks=[_make_logger_callback(run_dir, show_progress), thread_rechecks(), *callbacks])
     trainer.remove_callback(PrinterCallback)  # it would print raw log dicts over our progress bar
     if cfg.train.early_stopping_patience:
         from transformers import EarlyStoppingCallback

@@ -5,10 +5,11 @@ with `stream: true`), admin POST /v1/adapters and DELETE /v1/adapters/{name}, GE
 chat page at /. Every failure answers in OpenAI's error shape {"error": {"message", "type",
 "param", "code"}} with the matching HTTP status, so OpenAI clients raise their usual exceptions.
 
-Limits, checked in this order: API key (401), body size (413), request validation (400 with the
-field), model id (404), max_tokens (400), then admission: at most max_concurrent + max_queue
-requests in flight; the next one gets 503 with Retry-After. The backend's worker batches what it
-admits (backends.py).
+Limits, checked in this order: API key (401), body size (413), Content-Type (415), JSON and request
+validation (400 with the field), model id (404), max_tokens and prompts x n against the batch size
+(400), then admission: at most max_concurrent + max_queue requests in flight; the next one gets 503
+with Retry-After. The backend's worker batches what it admits (backends.py). No client input
+answers 5xx (tests/unit/serve/test_fuzz_requests.py fuzzes that).
 """
 
 from __future__ import annotations
@@ -20,185 +21,18 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+# At module level: FastAPI resolves a route's annotations in this module's globals. This module is
+# imported only to serve, so `tunesmith --help` does not pay for it.
+from starlette.requests import Request
 
-from tunesmith.errors import TunesmithError, fail
+from tunesmith.errors import fail
+from tunesmith.serve.schema import (STATUS_TYPES, AdapterRequest, APIError, ChatRequest, CompletionRequest, Params,
+                                    api_error, clip, read_json, validation_error)
 
 STATIC_DIR = Path(__file__).parent / "static"
 PLACEHOLDER = "<!doctype html><title>tunesmith</title><p>tunesmith serve: the chat page is not installed.</p>"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-
-
-# --------------------------------------------------------------------------- request bodies
-
-
-class _Strict(BaseModel):
-    # Unknown fields are refused, as OpenAI does: a misspelt "temprature" must not pass silently.
-    model_config = ConfigDict(extra="forbid")
-
-
-class TextPart(_Strict):
-    type: Literal["text"]
-    text: str
-
-
-class Message(_Strict):
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart] | None = None
-    name: str | None = None
-
-
-class StreamOptions(BaseModel):
-    include_usage: bool = False
-
-
-class _Params(_Strict):
-    """What both endpoints share. null means the default, as in OpenAI's API."""
-
-    model: str = Field(min_length=1)
-    temperature: float | None = Field(None, ge=0, le=2)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int | None = Field(None, ge=1, le=8)
-    stream: bool | None = False
-    stream_options: StreamOptions | None = None
-    user: str | None = None
-    # Accepted so that clients sending the neutral value work; anything else is refused below.
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    logit_bias: dict[str, float] | None = None
-
-    @field_validator("stop")
-    @classmethod
-    def _stops(cls, v):
-        stops = [v] if isinstance(v, str) else v or []
-        if len(stops) > 4:
-            raise ValueError(f"at most 4 stop sequences (got {len(stops)})")
-        if any(not s for s in stops):
-            raise ValueError("stop sequences must not be empty")
-        return stops
-
-    @field_validator("presence_penalty", "frequency_penalty")
-    @classmethod
-    def _no_penalty(cls, v):
-        if v:
-            raise ValueError(f"is not supported by tunesmith serve (got {v}); leave it 0")
-        return v
-
-    @field_validator("logit_bias")
-    @classmethod
-    def _no_bias(cls, v):
-        if v:
-            raise ValueError("is not supported by tunesmith serve; leave it empty")
-        return v
-
-
-class ChatRequest(_Params):
-    messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-    logprobs: bool | None = None
-    metadata: dict[str, str] | None = None
-    store: bool | None = None
-
-    @field_validator("logprobs")
-    @classmethod
-    def _no_logprobs(cls, v):
-        if v:
-            raise ValueError("is not supported by tunesmith serve")
-        return v
-
-
-class CompletionRequest(_Params):
-    prompt: str | list[str]
-    echo: bool | None = None
-    suffix: str | None = None
-    best_of: int | None = None
-    logprobs: int | None = None
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompts(cls, v):
-        if isinstance(v, list) and not (1 <= len(v) <= 8):
-            raise ValueError(f"send 1 to 8 prompts (got {len(v)})")
-        return v
-
-    @field_validator("echo", "suffix", "logprobs")
-    @classmethod
-    def _unsupported(cls, v):
-        if v:
-            raise ValueError("is not supported by tunesmith serve")
-        return v
-
-    @field_validator("best_of")
-    @classmethod
-    def _best_of(cls, v):
-        if v not in (None, 1):
-            raise ValueError("is not supported by tunesmith serve (only 1)")
-        return v
-
-
-class AdapterRequest(_Strict):
-    name: str
-    path: str
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class APIError(Exception):
-    """An HTTP failure in OpenAI's error shape."""
-
-    def __init__(self, status: int, message: str, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
-        self.headers = headers or {}
-
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
-
-    def response(self):
-        from fastapi.responses import JSONResponse
-
-        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
-
-
-def _api_error(e: Exception) -> APIError:
-    """Map an exception from validation, a backend or the worker to its HTTP answer."""
-    if isinstance(e, APIError):
-        return e
-    if isinstance(e, TunesmithError):
-        return APIError(400, str(e))
-    if isinstance(e, LookupError):
-        return APIError(404, str(e).strip("'\""), code="model_not_found")
-    if isinstance(e, PermissionError):
-        return APIError(403, str(e), type="permission_error", code="path_not_allowed")
-    if isinstance(e, FileExistsError):
-        return APIError(409, str(e), code="already_exists")
-    return APIError(500, f"internal error: {type(e).__name__}: {e}", type="server_error")
-
-
-_STATUS_TYPES = {401: "invalid_request_error", 403: "permission_error", 404: "invalid_request_error",
-                 405: "invalid_request_error", 413: "invalid_request_error"}
-
-
-def _validation_error(errors: list[dict]) -> APIError:
-    parts, param = [], None
-    for err in errors:
-        loc = [str(x) for x in err.get("loc", ()) if x != "body"]
-        if err.get("type") == "json_invalid":
-            parts.append(f"the request body is not valid JSON ({err.get('ctx', {}).get('error', 'decode error')})")
-            continue
-        field = ".".join(loc)
-        param = param or field or None
-        got = err.get("input")
-        shown = "" if err.get("type") == "missing" or isinstance(got, (dict, list)) else f" (got {got!r:.80})"
-        parts.append(f"{field}: {err.get('msg', 'invalid')}{shown}" if field else err.get("msg", "invalid"))
-    return APIError(400, "; ".join(parts) or "invalid request", param=param, code="invalid_value")
 
 
 class _Guard:
@@ -346,17 +180,17 @@ def create_app(backend, *, api_key: str | None = None, max_body_bytes: int = 1_0
 
     @app.exception_handler(RequestValidationError)
     async def _on_invalid(request, e: RequestValidationError):
-        return _validation_error(list(e.errors())).response()
+        return validation_error(list(e.errors())).response()
 
     @app.exception_handler(HTTPException)
     async def _on_http(request, e: HTTPException):
         code = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}.get(e.status_code)
-        return APIError(e.status_code, str(e.detail), type=_STATUS_TYPES.get(e.status_code, "invalid_request_error"),
+        return APIError(e.status_code, str(e.detail), type=STATUS_TYPES.get(e.status_code, "invalid_request_error"),
                         code=code, headers=dict(e.headers or {})).response()
 
     @app.exception_handler(Exception)
     async def _on_crash(request, e: Exception):
-        return _api_error(e).response()
+        return api_error(e).response()
 
     _model_routes(app, backend)
     _generation_routes(app, backend, max_tokens_limit)
@@ -380,7 +214,8 @@ def _check_model(backend, model: str) -> str | None:
     if model == backend.base_id:
         return None
     if model not in backend.model_ids():
-        raise APIError(404, f"The model '{model}' does not exist; this server has: {', '.join(backend.model_ids())}",
+        shown = model if len(model) <= 100 else model[:100] + "..."
+        raise APIError(404, f"The model '{shown}' does not exist; this server has: {', '.join(backend.model_ids())}",
                        param="model", code="model_not_found")
     return model
 
@@ -403,12 +238,13 @@ def _model_routes(app, backend) -> None:
         return card(model)
 
     @app.post("/v1/adapters")
-    async def load_adapter(body: AdapterRequest):
+    async def load_adapter(request: Request):
+        body = await read_json(request, AdapterRequest)
         try:
             await run_in_threadpool(backend.load_adapter, body.name, body.path)
         except Exception as e:
-            err = _api_error(e)
-            err.param = err.param or ("path" if err.status in (403, 404) else "name")
+            err = api_error(e)
+            err.param = err.param or ("name" if err.status == 409 else "path")  # the name was checked above
             raise err from None
         return card(body.name)
 
@@ -417,7 +253,7 @@ def _model_routes(app, backend) -> None:
         try:
             await run_in_threadpool(backend.unload_adapter, name)
         except Exception as e:
-            raise _api_error(e) from None
+            raise api_error(e) from None
         return {"id": name, "object": "model", "deleted": True}
 
     @app.get("/health")
@@ -433,13 +269,25 @@ def _generation_routes(app, backend, max_tokens_limit: int) -> None:
 
     admission: _Admission = app.state.admission
 
-    async def start(req: _Params, chat: bool, prompts: list) -> tuple[_Job, list[int], _Ticket]:
+    async def start(req: Params, chat: bool, prompts: list) -> tuple[_Job, list[int], _Ticket]:
         """Check, admit, tokenize, submit: the job, each prompt's token count, the ticket."""
         adapter = _check_model(backend, req.model)
-        max_tokens = getattr(req, "max_completion_tokens", None) or req.max_tokens
+        field = "max_completion_tokens" if getattr(req, "max_completion_tokens", None) else "max_tokens"
+        max_tokens = getattr(req, field)
         if max_tokens is not None and max_tokens > max_tokens_limit:
-            raise APIError(400, f"max_tokens is {max_tokens}, over this server's limit of {max_tokens_limit}",
-                           param="max_tokens", code="invalid_value")
+            raise APIError(400, f"{field} is {clip(max_tokens)}, over this server's limit of {max_tokens_limit}",
+                           param=field, code="invalid_value")
+        n = req.n or 1
+        # One request's rows run as one batch (backends._Worker._take), so they are held to the
+        # batch size the operator chose (--max-concurrent): 8 prompts x n=8 would be 64 sequences.
+        if len(prompts) * n > backend.max_batch:
+            raise APIError(400, f"this request asks for {len(prompts) * n} completions ({len(prompts)} prompts x "
+                           f"n={n}); this server generates at most {backend.max_batch} at once",
+                           param="n", code="invalid_value")
+        # Below 1e-5 sampling is argmax in all but exact ties, while float32 logits divided by such a
+        # temperature can overflow to inf (NaN probabilities: the whole batch fails): greedy instead.
+        temperature = 1.0 if req.temperature is None else req.temperature
+        temperature = 0.0 if temperature < 1e-5 else temperature
         ticket = admission.enter(backend.retry_after_s())
         where = "messages" if chat else "prompt"
         try:
@@ -450,13 +298,13 @@ def _generation_routes(app, backend, max_tokens_limit: int) -> None:
                                f"{backend.context_length}", param=where, code="context_length_exceeded")
         except Exception as e:
             ticket.release()
-            err = _api_error(e)
+            err = api_error(e)
             err.param = err.param or where
             raise err from None
-        job, n = _Job(), req.n or 1
+        job = _Job()
         for p_index, prompt in enumerate(prepared):
             for j in range(n):
-                sampling = Sampling(temperature=1.0 if req.temperature is None else req.temperature,
+                sampling = Sampling(temperature=temperature,
                                     top_p=1.0 if req.top_p is None else req.top_p,
                                     max_tokens=min(max_tokens or max_tokens_limit,
                                                    backend.context_length - len(prompt.ids)),
@@ -466,7 +314,7 @@ def _generation_routes(app, backend, max_tokens_limit: int) -> None:
         backend.submit(job.rows)
         return job, [len(p.ids) for p in prepared], ticket
 
-    async def respond(req: _Params, chat: bool, prompts: list):
+    async def respond(req: Params, chat: bool, prompts: list):
         job, prompt_tokens, ticket = await start(req, chat, prompts)
         head = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}", "created": int(time.time()),
                 "model": req.model, "system_fingerprint": None}
@@ -498,13 +346,15 @@ def _generation_routes(app, backend, max_tokens_limit: int) -> None:
                        choice, (lambda counts: chunk([], usage=usage(counts))) if with_usage else None)
 
     @app.post("/v1/chat/completions")
-    async def chat_completions(req: ChatRequest):
+    async def chat_completions(request: Request):
+        req = await read_json(request, ChatRequest)
         messages = [{"role": "system" if m.role == "developer" else m.role, "content": _text(m.content)}
                     for m in req.messages]
         return await respond(req, True, [messages])
 
     @app.post("/v1/completions")
-    async def completions(req: CompletionRequest):
+    async def completions(request: Request):
+        req = await read_json(request, CompletionRequest)
         return await respond(req, False, [req.prompt] if isinstance(req.prompt, str) else req.prompt)
 
 
@@ -519,7 +369,7 @@ async def _collect(job: _Job, ticket: _Ticket) -> tuple[list[str], list[str | No
             else:
                 reasons[i], counts[i] = value
     except Exception as e:
-        raise _api_error(e) from None
+        raise api_error(e) from None
     finally:
         job.cancel()
         ticket.release()
@@ -547,7 +397,7 @@ def _stream(job: _Job, ticket: _Ticket, first: list[dict], choice, usage_chunk):
             if usage_chunk is not None:
                 yield _sse(usage_chunk(counts))
         except Exception as e:
-            yield _sse(_api_error(e).body())
+            yield _sse(api_error(e).body())
         finally:
             job.cancel()  # the client may have gone: its rows stop generating
             ticket.release()

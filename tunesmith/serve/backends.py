@@ -160,7 +160,14 @@ def resolve_adapter_path(path: str, roots: list[Path], trusted: set[Path]) -> Pa
     if not inside:
         raise refuse()
     for real in inside:
-        if real.exists():
+        try:
+            exists = real.exists()
+        except OSError as e:  # a name over NAME_MAX, a loop of links...: the client's path, a 400
+            if isinstance(e, PermissionError):
+                raise
+            raise fail(f"adapter path {path!r} cannot be looked up ({e.strerror})",
+                       "send the path of an adapter folder in an adapter directory") from None
+        if exists:
             folder = Path(os.path.realpath(adapter_folder(real)))  # a run's adapter/ may be a link
             if not allowed(folder):
                 raise refuse()
@@ -381,6 +388,9 @@ class TransformersBackend(_Worker):
         from peft import PeftModel
         from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
+        from tunesmith.hardware import recheck_threads
+
+        recheck_threads()  # here, on the thread that runs the model: OpenMP keeps thread counts per thread
         live = []
         for r in rows:  # an adapter may have been unloaded while the request waited
             if r.adapter is not None and r.adapter not in self._adapters:
@@ -489,7 +499,10 @@ class LlamaCppBackend(_Worker):
             raise fail("the llama.cpp backend needs llama-cpp-python, which is not installed",
                        "pip install llama-cpp-python==0.3.36 (builds in about 3 minutes), or use "
                        "--backend transformers") from None
-        self.llm = Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_threads=n_threads or os.cpu_count(),
+        from tunesmith.hardware import pick_threads
+
+        # llama.cpp's threads also meet at a barrier per op: one per free core, as for torch.
+        self.llm = Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_threads=n_threads or pick_threads()["threads"],
                          verbose=False)
         self.base_id = base_id or model_id(str(gguf_path))
         self.context_length = self.llm.n_ctx()
