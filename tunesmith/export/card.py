@@ -215,13 +215,17 @@ def _parity_section(info: dict) -> str:
     if not results:
         return ""
     lines = ["## Export parity", "", "Fixed prompts (generic ones and rows of the training data) through the trained "
-             "model (base + adapter) and each exported file. Top-1: teacher-forced on the trained model's own reply, "
-             "the share of positions where both pick the same next token. Text: the share of prompts with an "
-             "identical greedy reply. Details: parity.md.", "",
-             "| artefact | top-1 agreement | greedy-text agreement | result |", "|---|---|---|---|"]
+             "model (base + adapter) and each exported file, teacher-forced on the trained model's own greedy replies. "
+             "Top-1: the share of reply positions where both pick the same next token, and its 95% lower bound. "
+             "KL: the mean KL divergence of the file's next-token distribution from the trained model's (nats). "
+             "The check passes on the lower bound and the KL; greedy text (the share of prompts with an identical "
+             "greedy reply) is for information. Details: parity.md.", "",
+             "| artefact | top-1 agreement | 95% lower bound | mean KL | positions | greedy-text agreement | result |",
+             "|---|---|---|---|---|---|---|"]
     for r in results:
         verdict = "pass" if r["passed"] else "**FAIL** (exported anyway with --force)" if r.get("forced") else "FAIL"
-        lines.append(f"| {r['candidate']} | {r['top1_agreement']:.3f} | {r['greedy_text_agreement']:.3f} | {verdict} |")
+        lines.append(f"| {r['candidate']} | {r['top1_agreement']:.3f} | {r['top1_ci95_low']:.3f} | {r['kl_mean']:.4f} | "
+                     f"{r['positions']} | {r['greedy_text_agreement']:.3f} | {verdict} |")
     if info.get("forced") and not all(r["passed"] for r in results):
         lines += ["", "**Warning: this export failed the parity check and was forced.** "
                   + "; ".join(f"{r['candidate']}: {r['shortfall']}" for r in results if not r["passed"])

@@ -199,7 +199,7 @@ def _llama_cpp():
 
 class GGUFCandidate:
     """A GGUF file run by llama.cpp, for tunesmith.export.parity (the Candidate protocol): greedy
-    text and teacher-forced argmax next tokens, both on the reference tokenizer's ids (GGUF keeps
+    text and teacher-forced next-token logits, both on the reference tokenizer's ids (GGUF keeps
     the vocabulary, so ids mean the same tokens)."""
 
     def __init__(self, path: str | Path, n_ctx: int = 2048, threads: int | None = None, name: str | None = None):
@@ -228,14 +228,12 @@ class GGUFCandidate:
                                          repeat_penalty=1.0)
         return out["choices"][0]["text"].strip()
 
-    def next_token_argmax(self, token_ids: list[int]) -> list[int]:
-        import numpy as np
-
+    def next_token_logits(self, token_ids: list[int]):
         if len(token_ids) > self.llm.n_ctx():
             raise ValueError(f"{len(token_ids)} tokens do not fit the context of {self.llm.n_ctx()}")
         self.llm.reset()
         self.llm.eval(token_ids)
-        return np.argmax(self.llm.scores[: len(token_ids)], axis=1).tolist()
+        return self.llm.scores[: len(token_ids)].copy()  # a view of llama.cpp's buffer, which the next call reuses
 
     def close(self) -> None:
         self.llm.close()

@@ -1,13 +1,21 @@
 """Parity check: does an exported artefact answer like the trained model (base + adapter)?
 
 The same fixed prompts go through the reference (the run loaded as `tunesmith.inference.load`
-loads it) and a candidate (the merged checkpoint, a GGUF file, ...). Two numbers come out:
+loads it) and a candidate (the merged checkpoint, a GGUF file, ...). The reference's own greedy
+reply to each prompt is then fed to both, teacher-forced, and every reply position is compared:
 
-- greedy_text_agreement: the fraction of prompts whose greedy reply is the identical string;
-- top1_agreement: teacher-forced on the reference's own token sequence (prompt + its greedy
-  reply), the fraction of reply positions where the candidate's argmax next token equals the
-  reference's. Teacher forcing keeps one early near-tie from turning every later position into a
-  disagreement, so this number measures the weights, and the text number measures what a user sees.
+- top1_agreement: the share of positions where the candidate's argmax next token is the
+  reference's, with top1_ci95_low, its 95% Wilson lower bound over all positions;
+- kl_mean: the mean over positions of KL(reference || candidate) between the two next-token
+  distributions, in nats (what llama.cpp's `llama-perplexity --kl-divergence` reports for a
+  quantization, there beside "same top p", the same top-1 agreement);
+- greedy_text_agreement and first_divergence, for information: the share of prompts whose greedy
+  reply is the identical string, and the reply position where a greedy reply first departs.
+
+The gate is top1_ci95_low and kl_mean against thresholds per artefact kind (THRESHOLDS below),
+never greedy text: one near-tie early in a reply changes every later token, so over a handful of
+prompts the text number went from 0.25 to 0.85 for one and the same faithful q8_0 file, while the
+per-position numbers are averages over hundreds of positions and moved by about a hundredth.
 
 A candidate is anything with the two methods of `Candidate` below: `HFCandidate` (transformers)
 lives here; the GGUF one (llama.cpp through llama-cpp-python) lives in tunesmith/export/gguf.py.
@@ -15,6 +23,7 @@ lives here; the GGUF one (llama.cpp through llama-cpp-python) lives in tunesmith
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -33,31 +42,42 @@ RAW_PROMPTS = ("The capital of France is", "Once upon a time, in a small village
                "The three primary colours are")
 
 MAX_NEW_TOKENS = 40  # long enough for a sentence or a JSON record; every prompt costs this many steps twice
+# Enough teacher-forced positions for the top-1 interval to mean something: at 300 a candidate
+# that agrees everywhere has a 95% lower bound of 0.987 (at 40 only 0.912, under the hf bar). When
+# the run's replies are short, more of its rows are taken (up to MAX_RUN_PROMPTS) until there are.
+MIN_POSITIONS = 300
+MAX_RUN_PROMPTS = 64
 
-# Thresholds by artefact kind, as (min top-1 agreement, min greedy-text agreement).
-# - hf / f32 / f16 / bf16: the merged weights are base + B@A computed once, so only float rounding
-#   separates them from the reference (fp32 merge: logits within ~1e-5); an argmax flips only at an
-#   exact near-tie, so 0.98 leaves room for one flip in ~50 positions and still catches any real
-#   breakage (a wrong template, a missing layer, a mis-merged adapter drop far below it). Greedy
-#   text compounds a single flip into a different string, so text allows 1 prompt in 5 to differ.
-# - q8_0: 8-bit blocks with a per-block scale keep logits within a few 1e-3: rare flips, same bar.
-# - 4-bit and smaller types (q4_k_m, q4_0, ...) really change the weights; flips at near-ties are
-#   expected, so top-1 agreement carries the check (0.90) and greedy text is reported, not required:
-#   measured on the quickstart adapter (SmolLM2-135M), q4_k_m kept 0.932 top-1 agreement over 117
-#   positions and the trained JSON shape, yet 0 of 4 replies were identical (the first invented
-#   name token differs, and greedy decoding compounds it). A text bar there would fail every 4-bit
-#   export of a small model without telling a broken export from a faithful one.
-THRESHOLDS = {"exact": (0.98, 0.8), "q8": (0.98, 0.8), "q4": (0.90, 0.0)}
+# Thresholds by artefact kind: the 95% Wilson lower bound of top-1 agreement must reach
+# "top1_ci95_low", and the mean KL(reference || candidate) must stay at or under "kl_mean" (nats).
+# Measured on two SmolLM2-135M adapters (the quickstart's, 40 steps, 369 positions over 12 prompts;
+# a 6-step one as in tests/unit/export/test_gguf.py, 352 positions), as top-1 / lower bound / KL:
+#   hf (fp32 merge), f16   1.000 / 0.989-0.990 / <= 2e-6     bf16    0.997 / 0.984 / 0.00018
+#   q8_0                   1.000 / 0.990 / 0.0012 and 0.983 / 0.963 / 0.0025
+#   q4_k_m                 0.981 / 0.961 / 0.020  and 0.955 / 0.927 / 0.037
+#   q6_k, q5_k_m, q4_0, q3_k_m, q2_k (quickstart): lower bound 0.911-0.981, KL 0.003-0.126
+#   the base model without the adapter (a real difference): 0.699 / 0.651 / 1.40 and 0.824 / 0.781 / 0.56
+# Greedy text in the same measurements: 0.25-0.75 of the prompts identical for q8_0 (0.83 for bf16),
+# however faithful the file (see _first_divergence for why). The bars sit far from both sides: the
+# bounds 0.03-0.11 under what faithful files reached and the KL bars 8x (q8_0, q4_k_m) to 2.4x (q2_k)
+# above it, while the adapter-less base misses every bar. The smallest embedded model is the worst
+# case for quantization (a larger model loses less to the same type). Positions within one reply are
+# not independent (disagreements cluster at the invented names and numbers of a few replies), so
+# the binomial interval is optimistic; the margins above allow for that.
+THRESHOLDS = {"exact": {"top1_ci95_low": 0.95, "kl_mean": 0.002},  # hf, f32, f16, bf16: only float rounding
+              "q8": {"top1_ci95_low": 0.90, "kl_mean": 0.02},      # 8-bit blocks: near-lossless
+              "q4": {"top1_ci95_low": 0.85, "kl_mean": 0.30}}      # q6_k ... q2_k, iq*: really other weights
+CONFIDENCE = 0.95  # of the top-1 interval
 
 
-def thresholds_for(kind: str) -> tuple[float, float]:
-    """(min_top1, min_text) for an artefact kind: hf, f16, bf16, f32, q8_0, q4_k_m, q5_k_m, ..."""
+def thresholds_for(kind: str) -> dict[str, float]:
+    """{"top1_ci95_low": ..., "kl_mean": ...} for an artefact kind: hf, f16, bf16, f32, q8_0, q4_k_m, ..."""
     kind = kind.lower()
     if kind.startswith("q8"):
-        return THRESHOLDS["q8"]
+        return dict(THRESHOLDS["q8"])
     if kind.startswith(("q", "iq", "tq")):  # q4_*, q5_*, q6_k, q3_*, q2_k, iq*: sub-8-bit types
-        return THRESHOLDS["q4"]
-    return THRESHOLDS["exact"]
+        return dict(THRESHOLDS["q4"])
+    return dict(THRESHOLDS["exact"])
 
 
 @runtime_checkable
@@ -78,9 +98,9 @@ class Candidate(Protocol):
         special tokens, stripped of surrounding whitespace."""
         ...
 
-    def next_token_argmax(self, token_ids: list[int]) -> list[int]:
-        """One forward pass over `token_ids` (no BOS added); the argmax next-token id at every
-        position (len(result) == len(token_ids))."""
+    def next_token_logits(self, token_ids: list[int]):
+        """One forward pass over `token_ids` (no BOS added); the next-token logits at every position
+        as a float32 numpy array of shape (len(token_ids), vocabulary size)."""
         ...
 
 
@@ -152,20 +172,28 @@ def _example_prompt(ex, tokenizer, chat: bool) -> str | None:
 # --------------------------------------------------------------------------- reference side
 
 
-def reference_outputs(loaded, prompts: list[Prompt], max_new_tokens: int = MAX_NEW_TOKENS) -> list[dict]:
-    """Run the reference (a tunesmith.inference.Loaded: base + adapter) on every prompt.
+def reference_outputs(loaded, prompts: list[Prompt], max_new_tokens: int = MAX_NEW_TOKENS, *,
+                      min_prompts: int | None = None, min_positions: int = 0) -> list[dict]:
+    """Run the reference (a tunesmith.inference.Loaded: base + adapter) on the prompts, in order:
+    all of them by default; with `min_prompts`, the first min_prompts and then more only while the
+    replies add up to fewer than `min_positions` positions.
 
     Each row: name, prompt, the greedy reply (text and ids), `tokens` = prompt ids + reply ids, the
-    index `start` of the first reply position, and `top1`: the reference's argmax next token at the
-    teacher-forced positions start-1 ... len(tokens)-2 (the ones that predict the reply)."""
+    index `start` of the first reply position, `logits`: the reference's next-token logits at the
+    teacher-forced positions start-1 ... len(tokens)-2 (the ones that predict the reply; float32,
+    one vocabulary-wide row each: 300 positions x 49k vocabulary is ~60 MB), `top1`, their argmax,
+    and `reply_chars`: the length of the reply text decoded up to each reply token (to say where a
+    candidate's greedy text departs)."""
     import torch
 
     from tunesmith.export.merge import stop_token_ids
 
     model, tok = loaded.model, loaded.tokenizer
     stops = stop_token_ids(tok, model.generation_config)
-    rows = []
+    rows, positions = [], 0
     for p in prompts:
+        if min_prompts is not None and len(rows) >= min_prompts and positions >= min_positions:
+            break
         ids = tok(p.text, add_special_tokens=False, return_tensors="pt")["input_ids"]
         with torch.inference_mode():
             out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
@@ -177,20 +205,23 @@ def reference_outputs(loaded, prompts: list[Prompt], max_new_tokens: int = MAX_N
         reply = reply[:cut]
         tokens = ids[0].tolist() + reply
         start = ids.shape[1]
-        top1 = _argmax_all(model, tokens)[start - 1: len(tokens) - 1]
+        logits = _logits_all(model, tokens)[start - 1: len(tokens) - 1]
+        positions += len(reply)
         rows.append({"name": p.name, "prompt": p.text, "reply": tok.decode(reply, skip_special_tokens=True).strip(),
-                     "reply_ids": reply, "tokens": tokens, "start": start, "top1": top1,
-                     "max_new_tokens": max_new_tokens})
+                     "reply_ids": reply, "tokens": tokens, "start": start, "logits": logits,
+                     "top1": logits.argmax(-1).tolist(), "max_new_tokens": max_new_tokens,
+                     "reply_chars": [len(tok.decode(reply[: i + 1], skip_special_tokens=True).lstrip())
+                                     for i in range(len(reply))]})
     return rows
 
 
-def _argmax_all(model, token_ids: list[int]) -> list[int]:
+def _logits_all(model, token_ids: list[int]):
     import torch
 
     ids = torch.tensor([token_ids])
     with torch.inference_mode():
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
-    return logits[0].argmax(-1).tolist()
+    return logits[0].float().numpy()
 
 
 # --------------------------------------------------------------------------- candidates
@@ -224,51 +255,100 @@ class HFCandidate:
                                       pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos)
         return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
 
-    def next_token_argmax(self, token_ids: list[int]) -> list[int]:
-        return _argmax_all(self.model, token_ids)
+    def next_token_logits(self, token_ids: list[int]):
+        return _logits_all(self.model, token_ids)
 
 
 # --------------------------------------------------------------------------- comparison
 
 
-def compare(ref: list[dict], cand: Candidate, *, kind: str = "exact", min_top1: float | None = None,
-            min_text: float | None = None) -> dict:
+def compare(ref: list[dict], cand: Candidate, *, kind: str = "exact", thresholds: dict | None = None) -> dict:
     """Run `cand` on the reference's prompts and score agreement; `passed` against the thresholds
-    of `kind` (see THRESHOLDS) unless min_top1 / min_text are given."""
-    default_top1, default_text = thresholds_for(kind)
-    min_top1 = default_top1 if min_top1 is None else min_top1
-    min_text = default_text if min_text is None else min_text
-    details, agree, positions, texts = [], 0, 0, 0
+    of `kind` (see THRESHOLDS), or against `thresholds` ({"top1_ci95_low": .., "kl_mean": ..})."""
+    import numpy as np
+
+    from tunesmith.eval.human import wilson_interval
+
+    bars = thresholds_for(kind) | (thresholds or {})
+    details, agree, positions, texts, kl_sum = [], 0, 0, 0, 0.0
     for r in ref:
         text = cand.greedy(r["prompt"], r["max_new_tokens"])
-        got = cand.next_token_argmax(r["tokens"])[r["start"] - 1: len(r["tokens"]) - 1]
-        if len(got) != len(r["top1"]):
-            raise ValueError(f"candidate {cand.name} returned {len(got) + r['start'] - 1} argmax ids for "
-                             f"{len(r['tokens'])} tokens (Candidate.next_token_argmax returns one per position)")
-        same = [a == b for a, b in zip(got, r["top1"])]
-        agree, positions = agree + sum(same), positions + len(same)
+        got = np.asarray(cand.next_token_logits(r["tokens"]))[r["start"] - 1: len(r["tokens"]) - 1]
+        if got.shape[0] != len(r["top1"]):
+            raise ValueError(f"candidate {cand.name} returned {got.shape[0] + r['start'] - 1} logit rows for "
+                             f"{len(r['tokens'])} tokens (Candidate.next_token_logits returns one per position)")
+        kl = kl_divergence(r["logits"], got)
+        same = (got.argmax(-1) == np.asarray(r["top1"])).tolist()
+        agree, positions, kl_sum = agree + sum(same), positions + len(same), kl_sum + float(kl.sum())
         texts += text == r["reply"]
         details.append({"name": r["name"], "text_match": text == r["reply"], "top1_agree": sum(same),
-                        "positions": len(same), "first_divergence": same.index(False) if False in same else None,
-                        "reference": r["reply"], "candidate": text})
+                        "positions": len(same), "kl_mean": round(float(kl.mean()), 6) if len(kl) else 0.0,
+                        "first_divergence": _first_divergence(r, text), "reference": r["reply"], "candidate": text})
     top1 = agree / positions if positions else 1.0
-    text_rate = texts / len(ref) if ref else 1.0
+    # Rounded before the verdict so that the numbers shown are the numbers judged.
+    low = round(wilson_interval(top1, positions, CONFIDENCE)[0], 4) if positions else 0.0
+    kl_mean = round(kl_sum / positions, 6) if positions else 0.0
+    divergences = [d["first_divergence"] for d in details if d["first_divergence"] is not None]
     result = {"candidate": cand.name, "kind": kind, "prompts": len(ref), "positions": positions,
-              "top1_agreement": round(top1, 4), "greedy_text_agreement": round(text_rate, 4),
-              "thresholds": {"top1_agreement": min_top1, "greedy_text_agreement": min_text},
-              "passed": top1 >= min_top1 and text_rate >= min_text, "details": details}
+              "top1_agreement": round(top1, 4), "top1_ci95_low": low, "kl_mean": kl_mean,
+              "greedy_text_agreement": round(texts / len(ref), 4) if ref else 1.0,
+              "first_divergence": min(divergences) if divergences else None, "thresholds": bars,
+              "passed": low >= bars["top1_ci95_low"] and kl_mean <= bars["kl_mean"], "details": details}
     result["shortfall"] = shortfall(result)
     return result
 
 
+def _first_divergence(ref_row: dict, text: str) -> int | None:
+    """The reply position (0 = the first reply token) where the candidate's greedy text departs from
+    the reference's, None when they are identical. Not the first teacher-forced disagreement: llama.cpp
+    decoding one token at a time and llama.cpp scoring a whole sequence in one batch give the same
+    file's logits up to ~0.5 apart (measured on a q8_0 SmolLM2), so a near-tie can flip in the text
+    while every teacher-forced argmax agrees."""
+    if text == ref_row["reply"]:
+        return None
+    common = len(os.path.commonprefix([ref_row["reply"], text]))
+    chars = ref_row["reply_chars"]
+    return next((i for i, n in enumerate(chars) if n > common), max(len(chars) - 1, 0))
+
+
+def kl_divergence(ref_logits, cand_logits):
+    """KL(reference || candidate) in nats at each position, from two (positions, vocabulary) logit
+    arrays. Computed in float64 from the raw float32 logits so that identical logits give exactly 0
+    and an f16 file's ~1e-6 is not lost under rounding. Only the shared part of the vocabulary is
+    compared: a converter may pad the vocabulary with never-predicted tokens."""
+    import numpy as np
+
+    v = min(ref_logits.shape[-1], cand_logits.shape[-1])
+    a, b = _log_softmax(ref_logits[:, :v]), _log_softmax(cand_logits[:, :v])
+    return (np.exp(a) * (a - b)).sum(-1)
+
+
+def _log_softmax(x):
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64)
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
 def shortfall(result: dict) -> str:
-    """'' when passed, else which numbers fell short and by how much (for errors and reports)."""
-    parts = []
-    for key, label in (("top1_agreement", "top-1 next-token agreement"), ("greedy_text_agreement",
-                                                                          "greedy-text agreement")):
-        value, bar = result[key], result["thresholds"][key]
-        if value < bar:
-            parts.append(f"{label} {value:.3f} is {bar - value:.3f} below the threshold {bar:.2f}")
+    """'' when passed, else which numbers missed their threshold and by how much (for errors and reports)."""
+    from tunesmith.eval.human import wilson_interval
+
+    parts, bars, n = [], result["thresholds"], result["positions"]
+    if result["top1_ci95_low"] < bars["top1_ci95_low"]:
+        part = (f"top-1 next-token agreement {result['top1_agreement']:.3f} over {n} positions has a 95% lower bound "
+                f"of {result['top1_ci95_low']:.3f}, {bars['top1_ci95_low'] - result['top1_ci95_low']:.3f} below "
+                f"the threshold {bars['top1_ci95_low']:.2f}")
+        best = wilson_interval(1.0, n, CONFIDENCE)[0] if n else 0.0
+        if best < bars["top1_ci95_low"]:  # too few positions to show anything either way: say so
+            part += (f" (the run's replies give only {n} positions, where even full agreement has a lower bound of "
+                     f"{best:.3f}: read parity.md and pass --force, or compare more or longer replies with "
+                     "tunesmith.export.run.export(..., parity_prompts=, max_new_tokens=))")
+        parts.append(part)
+    if result["kl_mean"] > bars["kl_mean"]:
+        parts.append(f"mean KL divergence {result['kl_mean']:.4f} nats is {result['kl_mean'] - bars['kl_mean']:.4f} "
+                     f"above the threshold {bars['kl_mean']:.3g}")
     return "; ".join(parts)
 
 
@@ -276,27 +356,37 @@ def report_md(result: dict | list[dict]) -> str:
     """A markdown report of one comparison or several (one per artefact)."""
     results = result if isinstance(result, list) else [result]
     lines = ["# Export parity", "",
-             "Fixed prompts through the trained model (base + adapter) and each exported artefact. "
-             "Top-1: teacher-forced on the reference's own reply, the share of positions where both pick the "
-             "same next token. Text: the share of prompts whose greedy reply is identical.", "",
-             "| artefact | top-1 agreement | greedy-text agreement | positions | prompts | thresholds | result |",
-             "|---|---|---|---|---|---|---|"]
+             "Fixed prompts through the trained model (base + adapter) and each exported artefact, teacher-forced on "
+             "the trained model's own greedy replies. Top-1: the share of reply positions where both pick the same "
+             "next token, with its 95% (Wilson) lower bound. KL: the mean KL divergence of the artefact's next-token "
+             "distribution from the trained model's, in nats. The check passes when the lower bound and the mean KL "
+             "meet the artefact's thresholds. For information: greedy text, the share of prompts whose greedy reply "
+             "is identical, and first divergence, the earliest reply position where a greedy reply departs.", "",
+             "| artefact | top-1 agreement | 95% lower bound | mean KL | positions | prompts | greedy text "
+             "| first divergence | thresholds | result |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         t = r["thresholds"]
         verdict = "pass" if r["passed"] else "**FAIL**" + (" (forced)" if r.get("forced") else "")
-        lines.append(f"| {r['candidate']} | {r['top1_agreement']:.3f} | {r['greedy_text_agreement']:.3f} | "
-                     f"{r['positions']} | {r['prompts']} | top-1 >= {t['top1_agreement']:.2f}, text >= "
-                     f"{t['greedy_text_agreement']:.2f} | {verdict} |")
+        lines.append(f"| {r['candidate']} | {r['top1_agreement']:.3f} | {r['top1_ci95_low']:.3f} | {r['kl_mean']:.4f} "
+                     f"| {r['positions']} | {r['prompts']} | {r['greedy_text_agreement']:.3f} | "
+                     f"{_or_none(r['first_divergence'])} | lower bound >= {t['top1_ci95_low']:.2f}, KL <= "
+                     f"{t['kl_mean']:.3g} | {verdict} |")
     for r in results:
         if r["shortfall"]:
             lines += ["", f"{r['candidate']}: {r['shortfall']}."]
-        lines += ["", f"## {r['candidate']}", "", "| prompt | text | top-1 | first divergence | reference | candidate |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", f"## {r['candidate']}", "",
+                  "| prompt | text | top-1 | mean KL | first divergence | reference | candidate |",
+                  "|---|---|---|---|---|---|---|"]
         for d in r["details"]:
-            div = "" if d["first_divergence"] is None else str(d["first_divergence"])
             lines.append(f"| {d['name']} | {'same' if d['text_match'] else 'differs'} | {d['top1_agree']}/"
-                         f"{d['positions']} | {div} | {_cell(d['reference'])} | {_cell(d['candidate'])} |")
+                         f"{d['positions']} | {d['kl_mean']:.4f} | {_or_none(d['first_divergence'])} | "
+                         f"{_cell(d['reference'])} | {_cell(d['candidate'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _or_none(value) -> str:
+    return "none" if value is None else str(value)
 
 
 def _cell(text: str, width: int = 80) -> str:
@@ -306,6 +396,7 @@ def _cell(text: str, width: int = 80) -> str:
 
 def summary(result: dict) -> dict:
     """The headline numbers of one comparison (for manifests and the model card)."""
-    return {k: result[k] for k in ("candidate", "kind", "top1_agreement", "greedy_text_agreement", "positions",
-                                   "prompts", "thresholds", "passed", "shortfall")} | (
+    return {k: result[k] for k in ("candidate", "kind", "top1_agreement", "top1_ci95_low", "kl_mean", "positions",
+                                   "prompts", "greedy_text_agreement", "first_divergence", "thresholds", "passed",
+                                   "shortfall")} | (
         {"forced": True} if result.get("forced") else {})

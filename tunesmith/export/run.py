@@ -36,8 +36,9 @@ def export(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None, *, 
     """Export a finished run as `fmt` (hf, gguf or ollama); returns the export directory.
 
     gguf_types: GGUF types to write (f16, bf16, f32, q8_0, q4_k_m, ...; ollama uses the first);
-    parity_prompts: rows of the run's data added to the generic parity prompts; max_new_tokens: the
-    length of each greedy reply compared."""
+    parity_prompts: rows of the run's data added to the generic parity prompts (more rows are added
+    while the replies give fewer than parity.MIN_POSITIONS positions); max_new_tokens: the most
+    tokens of each greedy reply compared."""
     if fmt not in FORMATS:
         raise fail(f"unknown export format '{fmt}'", f"use one of: {', '.join(FORMATS)}", field="--format")
     gguf_types = tuple(gguf_types) if not isinstance(gguf_types, str) else tuple(gguf_types.split(","))
@@ -133,8 +134,10 @@ def _check_parity(run_dir: Path, artefacts: list, n_prompts: int, max_new_tokens
     from tunesmith.inference import load
 
     loaded = load(str(run_dir))  # the trained model as tunesmith runs it: base (fp32) + adapter
-    prompts = parity.build_prompts(run_dir, loaded.tokenizer, n_prompts)
-    ref = parity.reference_outputs(loaded, prompts, max_new_tokens)
+    pool = parity.build_prompts(run_dir, loaded.tokenizer, max(n_prompts, parity.MAX_RUN_PROMPTS))
+    generic = sum(p.name.startswith("generic-") for p in pool)
+    ref = parity.reference_outputs(loaded, pool, max_new_tokens, min_prompts=generic + n_prompts,
+                                   min_positions=parity.MIN_POSITIONS)
     del loaded
     gc.collect()
     results = []

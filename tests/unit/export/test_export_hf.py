@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 QUICKSTART = Path(__file__).resolve().parents[3] / "examples" / "quickstart"
-FAST = {"parity_prompts": 4, "max_new_tokens": 12}  # 8 prompts x 12 tokens: seconds on the tiny model
+# 4 generic prompts + 4 run rows at least, then more rows up to parity.MIN_POSITIONS positions: the
+# tiny model never ends a reply, so 25 prompts x 12 tokens, seconds on it.
+FAST = {"parity_prompts": 4, "max_new_tokens": 12}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -115,10 +117,13 @@ def test_parity_of_the_merged_export_is_perfect_and_the_manifest_hashes_the_file
     assert [r["candidate"] for r in results] == ["hf"]
     r = results[0]
     assert r["passed"] and r["top1_agreement"] == 1.0 and r["greedy_text_agreement"] == 1.0
-    # 4 generic prompts + 4 of the run's 6 validation rows (validation rows come first)
-    assert r["prompts"] == 8 and r["positions"] >= 8
-    assert sum(d["name"].startswith("validation:") for d in r["details"]) == 4
-    assert "| hf | 1.000 | 1.000 |" in (exported / "parity.md").read_text()
+    assert r["first_divergence"] is None and r["kl_mean"] < 1e-6  # an fp32 merge: rounding only
+    # 4 generic prompts, then the run's 6 validation rows, then training rows until 300 positions
+    assert r["positions"] >= 300 and r["top1_ci95_low"] >= 0.987 and r["prompts"] < 28
+    names = [d["name"].split(":")[0] for d in r["details"]]
+    assert names == [f"generic-{i}" for i in range(1, 5)] + ["validation"] * 6 + ["train"] * (r["prompts"] - 10)
+    assert f"| hf | 1.000 | {r['top1_ci95_low']:.3f} | 0.0000 | {r['positions']} |" in (exported / "parity.md").read_text()
+    assert r["thresholds"] == {"top1_ci95_low": 0.95, "kl_mean": 0.002}
 
     manifest = json.loads((exported / "export_manifest.json").read_text())
     assert manifest["format"] == "hf" and manifest["parity"][0]["passed"] and not manifest["forced"]
@@ -141,7 +146,8 @@ def test_model_card_has_front_matter_data_hashes_eval_and_parity(tiny_run, expor
     assert f"| `train.jsonl` | `{data['sha256']}` | unknown — fill in |" in card
     assert "| records | 30 | chrf | 30.5 | 92 | +61.5 |" in card
     assert "| LoRA rank / alpha / dropout | 4 / 8 / 0.0 |" in card
-    assert "| hf | 1.000 | 1.000 | pass |" in card
+    parity = json.loads((exported / "parity.json").read_text())[0]
+    assert f"| hf | 1.000 | {parity['top1_ci95_low']:.3f} | 0.0000 | {parity['positions']} | 1.000 | pass |" in card
     assert 'AutoModelForCausalLM.from_pretrained("hf")' in card and "PeftModel.from_pretrained" in card
     assert "llama-cli" not in card  # no GGUF was written, so no llama.cpp snippet
     assert (exported / "training_config.yaml").read_text() == (tiny_run / "config.yaml").read_text()
@@ -232,13 +238,15 @@ def test_a_broken_export_fails_parity_with_the_numbers_and_passes_with_force(tin
         return info
 
     monkeypatch.setattr(merge, "export_hf", broken)
-    with pytest.raises(TunesmithError, match=r"export parity check failed: hf: .*greedy-text agreement "
-                                             r"0\.\d+ is 0\.\d+ below the threshold 0\.80") as e:
+    with pytest.raises(TunesmithError, match=r"export parity check failed: hf: top-1 next-token agreement 0\.\d+ "
+                                             r"over \d+ positions has a 95% lower bound of 0\.\d+, 0\.\d+ below the "
+                                             r"threshold 0\.95; mean KL divergence \d+\.\d+ nats is") as e:
         export(tiny_run, "hf", tmp_path / "out", **FAST)
     assert "--force" in str(e.value)
     failed = json.loads((tmp_path / "out" / "parity.json").read_text())[0]
-    assert not failed["passed"] and failed["greedy_text_agreement"] <= 0.5 and failed["top1_agreement"] < 1.0
-    assert f"{failed['greedy_text_agreement']:.3f} is {0.8 - failed['greedy_text_agreement']:.3f} below" in str(e.value)
+    assert not failed["passed"] and failed["top1_ci95_low"] < 0.95 and failed["kl_mean"] > 0.002
+    assert f"lower bound of {failed['top1_ci95_low']:.3f}, {0.95 - failed['top1_ci95_low']:.3f} below" in str(e.value)
+    assert failed["first_divergence"] is not None  # reported, not gated
     assert not (tmp_path / "out" / "README.md").exists()
 
     out = export(tiny_run, "hf", tmp_path / "out", force=True, **FAST)
@@ -290,9 +298,13 @@ def test_gguf_and_ollama_formats_are_wired_through_the_gguf_module(tiny_run, tmp
                                                                 "tiny-export-q8_0.gguf"]  # the f16 is gone
     assert "FROM ./tiny-export-q8_0.gguf" in (out / "gguf" / "Modelfile").read_text()
     results = json.loads((out / "parity.json").read_text())
-    assert [(r["candidate"], r["kind"], r["thresholds"]["top1_agreement"], r["passed"]) for r in results] == [
-        ("hf", "exact", 0.98, True), ("gguf:tiny-export-q8_0.gguf", "q8_0", 0.98, True),
-        ("gguf:tiny-export-q4_k_m.gguf", "q4_k_m", 0.90, True)]
+    assert [(r["candidate"], r["kind"], r["thresholds"], r["passed"]) for r in results] == [
+        ("hf", "exact", {"top1_ci95_low": 0.95, "kl_mean": 0.002}, True),
+        ("gguf:tiny-export-q8_0.gguf", "q8_0", {"top1_ci95_low": 0.90, "kl_mean": 0.02}, True),
+        ("gguf:tiny-export-q4_k_m.gguf", "q4_k_m", {"top1_ci95_low": 0.85, "kl_mean": 0.30}, True)]
+    manifest_parity = json.loads((out / "export_manifest.json").read_text())["parity"]
+    assert {"top1_agreement", "top1_ci95_low", "kl_mean", "positions", "prompts", "greedy_text_agreement",
+            "first_divergence", "passed", "shortfall"} <= set(manifest_parity[0])
     card = (out / "README.md").read_text()
     assert "llama-cli -m gguf/tiny-export-q8_0.gguf" in card and "ollama create tiny-export -f gguf/Modelfile" in card
     assert {"gguf", "ollama"} <= set(yaml.safe_load(card.split("---\n")[1])["tags"])
@@ -300,3 +312,55 @@ def test_gguf_and_ollama_formats_are_wired_through_the_gguf_module(tiny_run, tmp
     assert manifest["gguf_types"] == ["q8_0", "q4_k_m"]
     assert {"gguf/tiny-export-q8_0.gguf", "gguf/tiny-export-q4_k_m.gguf", "gguf/Modelfile"} <= {
         f["path"] for f in manifest["files"]}
+
+
+def test_parity_gate_statistics_on_known_logits():
+    """compare() on hand-made logits: the Wilson bound, KL and first divergence, without a model."""
+    import math
+
+    import numpy as np
+
+    from tunesmith.export import parity
+
+    rng = np.random.default_rng(0)
+
+    def row(n: int, name: str) -> dict:
+        logits = (rng.normal(size=(n, 50)) * 4).astype(np.float32)
+        reply = logits.argmax(-1).tolist()
+        return {"name": name, "prompt": name, "reply": " ".join(map(str, reply)), "reply_ids": reply,
+                "tokens": [0] + reply, "start": 1, "logits": logits, "top1": reply, "max_new_tokens": n,
+                "reply_chars": [len(" ".join(map(str, reply[: i + 1]))) for i in range(n)]}
+
+    class Fixed:  # answers with the reference's own logits, plus `shift` at a few positions
+        def __init__(self, ref, shift=None, text=None):
+            self.ref, self.shift, self.text, self.name = ref, shift or {}, text or {}, "fixed"
+
+        def greedy(self, prompt, max_new):
+            return self.text.get(prompt, next(r["reply"] for r in self.ref if r["prompt"] == prompt))
+
+        def next_token_logits(self, ids):
+            r = next(r for r in self.ref if r["tokens"] == ids)
+            out = np.vstack([r["logits"], np.zeros((1, 50), np.float32)]).copy()
+            for i, v in self.shift.get(r["name"], {}).items():
+                out[i] += v
+            return out
+
+    ref = [row(150, "a"), row(150, "b")]
+    same = parity.compare(ref, Fixed(ref), kind="exact")
+    assert same["passed"] and same["top1_agreement"] == 1.0 and same["kl_mean"] == 0.0
+    assert same["top1_ci95_low"] == round(300 / (300 + 1.959964 ** 2), 4)  # Wilson at p = 1: n / (n + z^2)
+    assert same["first_divergence"] is None and same["shortfall"] == ""
+    # 45 flipped positions (a large bump on another token) and one differing greedy text.
+    a0 = ref[0]["top1"]
+    bump = {i: np.eye(50, dtype=np.float32)[(a0[i] + 1) % 50] * 100 for i in range(45)}
+    words = ref[0]["reply"].split(" ")
+    changed = " ".join(words[:7] + ["x"] + words[8:])
+    bad = parity.compare(ref, Fixed(ref, {"a": bump}, {"a": changed}), kind="q4_k_m")
+    assert bad["top1_agreement"] == 0.85 and bad["top1_ci95_low"] < 0.85 and not bad["passed"]
+    assert bad["kl_mean"] > 0.30 and bad["first_divergence"] == 7 and bad["greedy_text_agreement"] == 0.5
+    assert "95% lower bound" in bad["shortfall"] and "mean KL divergence" in bad["shortfall"]
+    # Identical logits but too few positions: the bound cannot reach the exact bar, and the error says why.
+    short = [row(20, "c")]
+    few = parity.compare(short, Fixed(short), kind="hf")
+    assert not few["passed"] and math.isclose(few["top1_ci95_low"], 20 / (20 + 1.959964 ** 2), abs_tol=1e-4)
+    assert "only 20 positions" in few["shortfall"] and "--force" in few["shortfall"]
