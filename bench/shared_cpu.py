@@ -5,9 +5,10 @@ and then beside one CPU-bound competitor (`while True: pass`, started by this sc
 before the arm, killed after it, and ending itself after --competitor-limit seconds in any case):
   old: as before tunesmith chose threads: one per core, OpenMP's default wait policy (spin, then
        sleep), torch imported first so that nothing changes the policy;
-  new: tunesmith's choice: OMP_WAIT_POLICY=PASSIVE before torch loads, threads = free cores,
-       re-measured every hardware.RECHECK_S seconds.
---late S adds a `new` arm whose competitor starts S seconds after the arm (the rechecks' case).
+  new: tunesmith's choice: threads = free cores (affinity, quota, other processes' load),
+       re-measured every hardware.RECHECK_S seconds; OpenMP's default wait policy.
+  passive: the same choice with OMP_WAIT_POLICY=PASSIVE set before torch loads (for comparison).
+--late S adds an arm of the last behaviour listed whose competitor starts S seconds after the arm (the rechecks' case).
 The ratio loaded/quiet is what a user sees when something else runs beside training; a fair share
 of the cores is 1 - 1/cores. Writes bench/results/shared_cpu.json and .md. Usage:
     .venv/bin/python bench/shared_cpu.py [--steps 20] [--batch-size 8] [--late 40]
@@ -29,13 +30,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, os, sys, time
 behaviour, steps, batch, precision, out, config = sys.argv[1:7]
-if behaviour == "old":
-    import torch  # OpenMP starts with its default wait policy, whatever tunesmith sets afterwards
-    threads = len(os.sched_getaffinity(0))
-else:
-    from tunesmith.hardware import omp_sleep_when_idle
-    omp_sleep_when_idle()
-    threads = 0
+if behaviour == "passive":
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"  # before torch loads: OpenMP reads it once
+threads = len(os.sched_getaffinity(0)) if behaviour == "old" else 0
 import tunesmith
 from tunesmith.runs import read_manifest
 cfg = tunesmith.load_config(config, {"output_dir": out, "overwrite": True, "train.precision": precision,
@@ -83,12 +80,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--behaviours", default="old,new")
+    ap.add_argument("--loads", default="quiet,loaded")
     ap.add_argument("--late", type=float, default=0.0, help="also a new arm whose competitor starts S s in (0: none)")
     ap.add_argument("--competitor-limit", type=float, default=1800.0, help="the competitor's own end, seconds")
     args = ap.parse_args()
-    arms = [(b, load) for b in args.behaviours.split(",") for load in ("quiet", "loaded")]
+    arms = [(b, load) for b in args.behaviours.split(",") for load in args.loads.split(",")]
     if args.late > 0:
-        arms.append(("new", "late"))
+        arms.append((args.behaviours.split(",")[-1], "late"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for behaviour, load in arms:

@@ -5,12 +5,6 @@ Imports are lazy so that `import tunesmith` (and `tunesmith --help`) stay instan
 
 from __future__ import annotations
 
-from tunesmith import hardware as _hardware
-
-# Before torch loads: OpenMP reads OMP_WAIT_POLICY once, and spinning threads hold cores that a
-# shared machine needs (see hardware.py).
-_hardware.omp_sleep_when_idle()
-
 __version__ = "0.1.0"
 __all__ = ["load_config", "train", "validate", "evaluate", "report", "export", "serve", "load", "generate", "models",
            "run_sweep", "TunesmithError", "RunConfig"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass
 from functools import cache
@@ -95,7 +94,10 @@ def _mem_gb() -> float | None:
 # So tunesmith runs one thread per free core, re-measures while it trains or serves, and lets idle
 # threads sleep instead of spinning on a core someone else needs.
 
-RECHECK_S = 10.0  # seconds between re-measurements while training or serving
+# Seconds between re-measurements while training or serving: a process that starts beside 2-thread
+# training slows every step until the recheck (a competitor arriving 12 s in cost 0.48x over the run
+# with 10 s); a check is one read of /proc/stat.
+RECHECK_S = 2.0
 WINDOW_S = 0.25  # the first measurement: ~25 scheduler ticks per core at USER_HZ=100
 REUSE_S = 30.0  # a sample younger than this starts the next choice's window instead of a new sleep
 # Under contention the scheduler gives another process only part of what it asks for (2/3 of a core
@@ -106,23 +108,6 @@ TAKEN_AT = 0.4
 _threads: dict | None = None  # the current choice, as the manifest records it (see use_threads)
 _last: CpuSample | None = None  # where the next recheck's window starts
 _started = 0.0  # when use_threads chose, for the times of later changes
-_wait_policy: str | None = None  # what omp_sleep_when_idle found or did
-
-
-def omp_sleep_when_idle() -> bool:
-    """Ask OpenMP threads to sleep, not spin, when they wait (OMP_WAIT_POLICY=PASSIVE), unless the
-    environment sets a policy. A spinning thread holds a core that another process, or our own parked
-    thread, needs. OpenMP reads the variable once, when `import torch` loads it: returns whether this
-    ran early enough to take effect. (KMP_BLOCKTIME is not needed: Intel's OpenMP sets it to 0 under
-    PASSIVE, and torch's Linux wheels use GNU OpenMP.)"""
-    global _wait_policy
-    in_time = "torch" not in sys.modules
-    if "OMP_WAIT_POLICY" in os.environ:
-        _wait_policy = f"{os.environ['OMP_WAIT_POLICY']} (environment)"
-    else:
-        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        _wait_policy = "PASSIVE (tunesmith)" if in_time else "OpenMP default (PASSIVE came after torch loaded)"
-    return in_time
 
 
 @dataclass(frozen=True)
@@ -257,7 +242,10 @@ def use_threads(override: int = 0) -> dict:
     import torch
 
     env = os.environ.get("OMP_WAIT_POLICY")
-    policy = _wait_policy or (f"{env} (environment)" if env else "OpenMP default (spin, then sleep)")
+    # The wait policy is left alone: the thread count is what keeps a shared CPU from collapsing
+    # (bench/results/shared_cpu.md: one thread beside a busy process ran at the same speed spinning
+    # or sleeping), and PASSIVE cost 9-17% of quiet throughput here, a futex sleep at every barrier.
+    policy = f"{env} (environment)" if env else "OpenMP default (spin briefly, then sleep)"
     _threads, _started = {**pick_threads(override), "omp_wait_policy": policy}, time.monotonic()
     torch.set_num_threads(_threads["threads"])
     return _threads

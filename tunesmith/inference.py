@@ -94,8 +94,11 @@ def generate(loaded: Loaded, conversations: list[list[dict]] | list[str], max_ne
     # end turns with a token other than the tokenizer's EOS, e.g. Llama 3's <|eot_id|>).
     gen_eos = getattr(model.generation_config, "eos_token_id", None)
     stop_ids = {tok.eos_token_id, *(gen_eos if isinstance(gen_eos, list) else [gen_eos])} - {None}
+    from tunesmith.hardware import recheck_threads
+
     out = []
     for i in range(0, len(conversations), batch_size):
+        recheck_threads()  # follow other processes' load between batches (see hardware.py)
         texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) if chat else c
                  for c in conversations[i: i + batch_size]]
         enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)

@@ -63,9 +63,12 @@ def loglikelihoods(model, tok, pairs: list[tuple[str, str]], batch_size: int = 1
     logprobs: list[torch.Tensor | None] = [None] * len(inputs)
     order = sorted(range(len(inputs)), key=lambda i: -len(inputs[i]))  # similar lengths, little padding
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+    from tunesmith.hardware import recheck_threads
+
     model.eval()
     with torch.inference_mode():
         for b in range(0, len(order), batch_size):
+            recheck_threads()  # follow other processes' load between batches (see hardware.py)
             idx = order[b:b + batch_size]
             width = len(inputs[idx[0]])
             ids = torch.full((len(idx), width), pad, dtype=torch.long)
