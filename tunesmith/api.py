@@ -29,7 +29,16 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
     if cfg.data.on_error == "fail":  # every bad row at once, before a model loads (the rows `validate` names)
         from tunesmith.data.validate import check_files, config_files
 
-        check_files(config_files(cfg.data), cfg.data.max_row_bytes).raise_if_errors()
+        checked = check_files(config_files(cfg.data), cfg.data.max_row_bytes)
+        checked.raise_if_errors()
+        if checked.warnings and show_progress:  # named once, as `data validate` names them; training goes on
+            import sys
+
+            for w in checked.warnings[:10]:
+                print(w.diagnostic(), file=sys.stderr)
+            if checked.report.n_warnings > 10:
+                print(f"... {checked.report.n_warnings - 10} more data warnings (tunesmith data validate lists "
+                      "them all)", file=sys.stderr)
     if cfg.eval.suite:  # a broken suite is reported now, not after hours of training
         from tunesmith.eval.tasks import load_suite
 

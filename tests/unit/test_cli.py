@@ -218,3 +218,16 @@ def test_generate_on_a_folder_that_is_neither_run_nor_model(tmp_path, capsys):
 def test_generate_refuses_an_encoder(capsys):
     assert main(["generate", "all-minilm-l6-v2", "--prompt", "hi"]) == 2
     assert "is an encoder" in capsys.readouterr().err
+
+
+def test_training_names_data_warnings_and_goes_on(tiny_config, tmp_path, capsys):
+    from tunesmith.api import train
+
+    rows = (tmp_path / "train.jsonl").read_text().splitlines()
+    warned = tmp_path / "warned.jsonl"
+    warned.write_text("\n".join(rows[:3] + [""] + rows[3:]) + "\n")  # a blank line: a warning, not an error
+    run_dir = train({**tiny_config, "data": {**tiny_config["data"], "train": [str(warned)]},
+                     "train": {**tiny_config["train"], "max_steps": 1}})
+    err = capsys.readouterr().err
+    assert f"{warned}:4: warning: blank line" in err
+    assert (run_dir / "adapter").is_dir()
