@@ -59,7 +59,7 @@ def main() -> None:
         sys.exit(f"needs {SHARED}")
     from tunesmith.config import CleanConfig
     from tunesmith.data.curate import curate
-    from tunesmith.data.formats import load_examples
+    from tunesmith.data.load import load_examples
     from tunesmith.data.pack import pack
     from tunesmith.data.templates import tokenize_examples
     from tunesmith.models.loading import load_tokenizer, resolve

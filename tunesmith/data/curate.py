@@ -12,7 +12,8 @@ import hashlib
 import json
 from collections import Counter
 
-from tunesmith.data.formats import Example, load_examples
+from tunesmith.data.formats import Example
+from tunesmith.data.load import load_examples
 
 MAX_LISTED = 200  # rows listed per reason in the report (counts are always complete)
 

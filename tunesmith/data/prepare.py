@@ -10,7 +10,8 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tunesmith.data.formats import Example, LoadReport, load_examples, task_examples
+from tunesmith.data.formats import Example, task_examples
+from tunesmith.data.load import LoadReport, load_examples
 from tunesmith.data.templates import PrepStats, Tokenized, tokenize_examples, tokenize_text
 from tunesmith.errors import Problem, TunesmithError, fail
 

@@ -3,7 +3,7 @@
 No tokenizer or model is loaded here, so a file's rows are checked in a fraction of a second
 (`bench/validate_speed.py`); token statistics come after, when asked for (`data validate --stats`)
 or when a config names a model. The rows go through the same reader and converters as training
-(`formats.read_file`), so a file that validates here never fails later on its rows.
+(`load.read_file`), so a file that validates here never fails later on its rows.
 
 Levels: an *error* makes the row unusable (exit code 2); a *warning* names something that is
 probably a mistake but trains (exit code 0), e.g. two user turns in a row or a blank line.
@@ -11,9 +11,9 @@ probably a mistake but trains (exit code 0), e.g. two user turns in a row or a b
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from tunesmith.data.formats import LoadReport, read_file
+from tunesmith.data.load import LoadReport, read_file
 from tunesmith.data.readers import DEFAULT_MAX_ROW_BYTES
 from tunesmith.errors import Problem, TunesmithError
 
@@ -33,8 +33,14 @@ class Validation:
 
     files: list[str]
     report: LoadReport
-    errors: list[Problem] = field(default_factory=list)  # sorted by file, then line
-    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Problem]:
+        return self.report.problems
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return self.report.warnings
 
     @property
     def ok(self) -> bool:
@@ -76,7 +82,7 @@ def check_files(files: list[FileSpec], max_row_bytes: int = DEFAULT_MAX_ROW_BYTE
             read_file(spec.path, spec.format, spec.columns or None, report, max_row_bytes)
         except TunesmithError as e:  # a missing or unreadable file: reported with the others
             report.add_problems(e.problems)
-    return Validation([f.path for f in files], report, list(report.problems), list(report.warnings))
+    return Validation([f.path for f in files], report)
 
 
 def config_files(data) -> list[FileSpec]:

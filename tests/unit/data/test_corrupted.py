@@ -38,7 +38,7 @@ def test_every_problem_is_reported_with_its_line_and_no_traceback(shared_data, t
 def test_skip_policy_counts_by_reason(shared_data, tmp_path, capsys):
     path = tmp_path / "alpaca_corrupted.jsonl"
     _corrupt(shared_data("alpaca/alpaca_data_rows_0000-0099.jsonl"), path)
-    from tunesmith.data.formats import LoadReport, load_examples
+    from tunesmith.data.load import LoadReport, load_examples
 
     report = LoadReport()
     rows = load_examples([str(path)], on_error="skip", report=report)

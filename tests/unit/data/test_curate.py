@@ -7,7 +7,7 @@ import json
 from tunesmith.cli import main
 from tunesmith.config import CleanConfig
 from tunesmith.data.curate import curate
-from tunesmith.data.formats import load_examples
+from tunesmith.data.load import load_examples
 
 PARA = ("The committee met on Tuesday to review the budget for the new library wing and agreed to "
         "postpone the decision until the architects deliver revised cost estimates next month.")

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tunesmith.data.formats import row_to_example, MAX_REPORTED, Example, iter_rows, load_examples, row_to_messages
+from tunesmith.data.formats import Example, row_to_example, row_to_messages
+from tunesmith.data.load import MAX_REPORTED, load_examples
+from tunesmith.data.readers import iter_rows
 from tunesmith.errors import Problem, TunesmithError
 
 WHERE = {"file": "f.jsonl", "line": 3}

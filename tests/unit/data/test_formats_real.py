@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tunesmith.data.formats import LoadReport, load_examples
+from tunesmith.data.load import LoadReport, load_examples
 from tunesmith.errors import TunesmithError
 
 

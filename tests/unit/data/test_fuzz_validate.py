@@ -140,7 +140,7 @@ def _check(suffix: str, data: bytes, capsys, tokenizer) -> None:
         from dataclasses import replace
 
         from tunesmith.api import _conversation_view
-        from tunesmith.data.formats import load_examples
+        from tunesmith.data.load import load_examples
         from tunesmith.data.templates import tokenize_examples
 
         examples = load_examples([str(path)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunesmith.data.formats import load_examples
+from tunesmith.data.load import load_examples
 from tunesmith.data.templates import tokenize_examples
 from tunesmith.errors import TunesmithError
 
