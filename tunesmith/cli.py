@@ -58,7 +58,7 @@ def cmd_validate(args) -> int:
     from tunesmith.recipes import KINDS
 
     structure = check_files(config_files(cfg.data), cfg.data.max_row_bytes)
-    if not structure.ok:  # every row problem at once, with its level, before any model loads
+    if not structure.ok and cfg.data.on_error == "fail":  # every row problem at once, before any model loads
         return _print_validation(structure, args.json)
     kinds = KINDS[cfg.recipe]
     report = validate(cfg, kinds=kinds)
@@ -139,13 +139,8 @@ def _print_validation(v, as_json: bool) -> int:
     return 0 if v.ok else EXIT_USER_ERROR
 
 
-def _print_data_report(report: dict, rows_shown: bool = False) -> None:
-    rows = report["load"]["train"]["rows"]
-    if not rows_shown:
-        print(f"read {rows['rows']} rows, kept {rows['kept']}" + (f"; skipped by reason: {rows['skipped']}"
-                                                                  if rows["skipped"] else ""))
-        for p in rows["problems"][:10]:
-            print(f"  {p}")
+def _print_data_report(report: dict) -> None:
+    """Token statistics per split (the rows' problems were printed by _print_validation)."""
     for split, s in report["data"].items():
         print(f"\n{split}: {s['kept']} of {s['rows']} rows kept; kinds {s['kinds']}")
         print(f"  tokens {s['tokens']}, {s['loss_token_fraction']:.0%} carry loss; length min/median/max "
@@ -181,14 +176,14 @@ def _data_validate(args) -> int:
     bare = Path(args.target).suffix.lower() in SUFFIXES
     files = [FileSpec(args.target, cfg.data.format, cfg.data.columns)] if bare else config_files(cfg.data)
     structure = check_files(files, cfg.data.max_row_bytes)
-    if not structure.ok or (bare and not args.stats):
+    if (not structure.ok and cfg.data.on_error == "fail") or (bare and not args.stats):
         return _print_validation(structure, args.json)
     report = api.validate(cfg)
     if args.json:
         print(json.dumps({"validation": structure.as_dict(), "statistics": report}, indent=2, ensure_ascii=True))
         return 0
     _print_validation(structure, False)
-    _print_data_report(report, rows_shown=True)
+    _print_data_report(report)
     return 0
 
 
