@@ -47,6 +47,10 @@ class ModelConfig:
         "faster than sdpa for LoRA SFT on 2 cores), else sdpa.")
 
 
+# Defined once: the CLI's and the API's defaults and choices and eval's own checks read these.
+REGRESSION_THRESHOLD = 0.05  # a metric this fraction worse than the baseline is flagged as a regression
+EVAL_DTYPES = ("float32", "bfloat16", "float16")  # weights during evaluation
+
 FORMAT = Literal["auto", "alpaca", "chat", "sharegpt", "preference", "kto", "classification", "text", "prompt"]
 
 
@@ -229,10 +233,10 @@ class EvalConfig:
     suite: str | None = _f(None, "Evaluation suite (YAML, see configs/eval/) run after training on the base and the "
                            "tuned model; report.html and report.md land in the run directory. None: no evaluation.")
     limit: int | None = _f(None, "Rows per task, replacing the suite's `limit` (None: the suite's own).")
-    threshold: float = _f(0.05, "Flag a regression when a metric gets worse than the base by more than this "
+    threshold: float = _f(REGRESSION_THRESHOLD, "Flag a regression when a metric gets worse than the base by more than this "
                           "fraction of the base value (an absolute amount when the base is 0).")
     samples: int = _f(3, "Sample outputs per task shown side by side in the report.")
-    dtype: Literal["float32", "bfloat16", "float16"] = _f(
+    dtype: Literal[EVAL_DTYPES] = _f(
         "float32", "Weights during evaluation: float32 is exact; bfloat16 is ~4x faster on CPUs with bf16 "
         "(AVX512-BF16, AMX) and on GPUs, at bf16's precision.")
     judge: str | None = _f(None, "Judge for `type: judge` tasks: a local model (embedded name, folder, run) or "
