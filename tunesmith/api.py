@@ -84,9 +84,9 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
     """
     from dataclasses import replace
 
+    from tunesmith.data.formats import task_examples
     from tunesmith.data.inspect import statistics
     from tunesmith.data.prepare import check_kinds, load_all
-    from tunesmith.data.formats import task_examples
     from tunesmith.data.templates import PrepStats, Tokenized, tokenize_examples, tokenize_text
     from tunesmith.models.loading import load_tokenizer, resolve
 

@@ -49,9 +49,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_validate(args) -> int:
-    from tunesmith.api import validate
-
-    from tunesmith.api import _config
+    from tunesmith.api import _config, validate
 
     cfg = _config(args.config, args.overrides)
     from tunesmith.data.validate import check_files, config_files

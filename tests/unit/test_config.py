@@ -9,8 +9,24 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunesmith.config import (CleanConfig, DataConfig, EvalConfig, DataSource, PreferenceConfig, PrivacyConfig, RLConfig, SweepConfig, LoraConfig, ModelConfig, RunConfig, TrainConfig, describe, dump_yaml,
-                              load_config, to_dict)
+from tunesmith.config import (
+    CleanConfig,
+    DataConfig,
+    DataSource,
+    EvalConfig,
+    LoraConfig,
+    ModelConfig,
+    PreferenceConfig,
+    PrivacyConfig,
+    RLConfig,
+    RunConfig,
+    SweepConfig,
+    TrainConfig,
+    describe,
+    dump_yaml,
+    load_config,
+    to_dict,
+)
 from tunesmith.errors import TunesmithError
 
 

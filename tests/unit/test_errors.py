@@ -6,7 +6,6 @@ import pytest
 
 from tunesmith.errors import EXIT_USER_ERROR, Collector, Problem, TunesmithError, fail
 
-
 # --------------------------------------------------------------------------- Problem.__str__
 
 

@@ -158,9 +158,8 @@ def cache_key(data, tokenizer, seed: int, kinds: tuple[str, ...]) -> str:
     section, the tokenizer (vocabulary, merges, special tokens, chat template), seed and kinds."""
     import dataclasses
 
-    from tunesmith.models.loading import file_sha256
-
     from tunesmith import __version__
+    from tunesmith.models.loading import file_sha256
 
     h = hashlib.sha256(f"v{CACHE_VERSION}|{__version__}|{seed}|{kinds}".encode())
     if data.clean.enabled:  # the shipped tables (PII patterns, word lists, ...) shape the result too

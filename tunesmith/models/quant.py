@@ -157,8 +157,8 @@ def _layer_check(quantization: str, device: str) -> dict:
     input's gradient with x @ W_deq.T computed in plain torch from the layer's own dequantized
     weight. Both should agree to float rounding, since bitsandbytes dequantizes the same way."""
     import bitsandbytes as bnb
-    import torch
     import bitsandbytes.functional as F
+    import torch
 
     gen = torch.Generator().manual_seed(0)
     dense = torch.nn.Linear(128, 64, bias=False)

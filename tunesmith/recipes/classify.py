@@ -46,8 +46,14 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     """Train a classifier according to `cfg` (recipe: classify); returns the run directory."""
     import numpy as np
     from datasets import Dataset
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding,
-                              PrinterCallback, Trainer, set_seed)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        PrinterCallback,
+        Trainer,
+        set_seed,
+    )
 
     from tunesmith.config import dump_yaml
     from tunesmith.data.prepare import check_kinds, data_files, load_all

@@ -21,10 +21,10 @@ import warnings
 from pathlib import Path
 
 from tunesmith import runs
+from tunesmith.data.templates import IGNORE_INDEX
 from tunesmith.errors import fail
 from tunesmith.models import adapters
 from tunesmith.recipes.sft import PadCollator
-from tunesmith.data.templates import IGNORE_INDEX
 
 # RDP (Renyi DP, Mironov 2017): an upper bound on epsilon, the classic DP-SGD accountant, and cheap
 # (measured here: ~0.05-0.2 s per epsilon, ~1-3 s to search a noise level). PRV is tighter (about 7%

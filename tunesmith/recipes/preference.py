@@ -48,6 +48,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     """Train a preference recipe (dpo, kto, orpo, simpo, reward) according to `cfg`; returns the run directory."""
     from datasets import Dataset
     from transformers import PrinterCallback, set_seed
+
     from tunesmith.config import dump_yaml
     from tunesmith.data.prepare import check_kinds, data_files, load_all
     from tunesmith.data.templates import require_template

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 from tunesmith import runs
-from tunesmith.models import adapters
 from tunesmith.data.templates import IGNORE_INDEX
+from tunesmith.models import adapters
 from tunesmith.recipes import KINDS
 
 

@@ -27,8 +27,18 @@ from pathlib import Path
 from starlette.requests import Request
 
 from tunesmith.errors import fail
-from tunesmith.serve.schema import (STATUS_TYPES, AdapterRequest, APIError, ChatRequest, CompletionRequest, Params,
-                                    api_error, clip, read_json, validation_error)
+from tunesmith.serve.schema import (
+    STATUS_TYPES,
+    AdapterRequest,
+    APIError,
+    ChatRequest,
+    CompletionRequest,
+    Params,
+    api_error,
+    clip,
+    read_json,
+    validation_error,
+)
 
 STATIC_DIR = Path(__file__).parent / "static"
 PLACEHOLDER = "<!doctype html><title>tunesmith</title><p>tunesmith serve: the chat page is not installed.</p>"
@@ -91,7 +101,7 @@ class _Admission:
     def __init__(self, max_concurrent: int, max_queue: int):
         self.limit, self.active = max_concurrent + max_queue, 0
 
-    def enter(self, retry_after: int) -> "_Ticket":
+    def enter(self, retry_after: int) -> _Ticket:
         if self.active >= self.limit:
             raise APIError(503, f"the server is busy: {self.active} requests are generating or queued "
                            f"(limit {self.limit}); retry in {retry_after} s", type="server_error",

@@ -10,7 +10,6 @@ from starlette.requests import Request
 
 from tunesmith.errors import TunesmithError
 
-
 # --------------------------------------------------------------------------- request bodies
 
 

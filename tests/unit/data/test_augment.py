@@ -8,9 +8,18 @@ import re
 import pytest
 
 import tunesmith
-from tunesmith.data.augment import (add_typos, augment_examples, back_translate, drop_articles, load_entities,
-                                    load_synonyms, paraphrase, replace_synonyms, swap_entities,
-                                    swap_entities_record)
+from tunesmith.data.augment import (
+    add_typos,
+    augment_examples,
+    back_translate,
+    drop_articles,
+    load_entities,
+    load_synonyms,
+    paraphrase,
+    replace_synonyms,
+    swap_entities,
+    swap_entities_record,
+)
 from tunesmith.data.curate import texts_of
 from tunesmith.data.formats import Example
 from tunesmith.errors import TunesmithError
@@ -246,7 +255,7 @@ def test_augment_examples_with_a_model(tiny, monkeypatch):
 
     # The random tiny model rarely stops before max_new_tokens, so it would fail every row: swap
     # in fixed replies to check the plumbing (batching, putting rewrites back, labels).
-    replies = iter(["Sure! Here is the paraphrase:\nA rewritten question number {}.".format(i) for i in range(99)])
+    replies = iter([f"Sure! Here is the paraphrase:\nA rewritten question number {i}." for i in range(99)])
     monkeypatch.setattr(augment, "generate_replies", lambda loaded, prompts, **kw: [
         (augment._clean_reply(next(replies)), i % 3 == 0) for i, _ in enumerate(prompts)])
     out, report = augment_examples(dataset(6), methods=["paraphrase"], fraction=1.0, seed=0, model=tiny)

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tunesmith.data.pii import (PiiMatch, apply_pii_policy, count_by_type, find_pii, pii_types,
-                                redact)
+from tunesmith.data.pii import PiiMatch, apply_pii_policy, count_by_type, find_pii, pii_types, redact
 from tunesmith.errors import TunesmithError
 
 

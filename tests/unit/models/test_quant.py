@@ -180,8 +180,9 @@ def test_preflight_catches_a_layer_whose_gradient_is_cut(monkeypatch):
 
 
 def test_qlora_run_trains_and_its_adapter_loads_on_the_plain_base(tiny_config, tiny_model_dir):
-    import tunesmith
     from peft import PeftModel
+
+    import tunesmith
     from tunesmith.runs import read_manifest
 
     # bf16: 4-bit layers compute in bf16 under autocast; eval at step 2 runs the no-grad forward
