@@ -25,3 +25,13 @@ def recipe(name: str):
     quiet_bitsandbytes()  # peft imports bitsandbytes when installed: drop its hint about a kernel we never use
     module, func = _ENTRY[name].split(":")
     return getattr(importlib.import_module(f"tunesmith.recipes.{module}"), func)
+
+
+def preflight(cfg) -> None:
+    """The recipe's own refusals that need code but no model (reward functions import, an unfinished
+    DP run cannot resume): run by `tunesmith validate` and at the start of training. Config-only
+    rules live in the config's checks instead."""
+    if cfg.recipe in ("grpo", "ppo"):
+        from tunesmith.recipes.rl import check
+
+        check(cfg)
