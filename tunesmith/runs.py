@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tunesmith.errors import fail
@@ -278,3 +279,61 @@ def build_manifest(cfg, *, data_files: list[str], model_source, precision: tuple
     if n > 1:  # launched as several processes: each step's batch is per-device batch x accumulation x n
         manifest["distributed"] = {"processes": n, "global_batch": cfg.train.batch_size * cfg.train.grad_accum * n}
     return manifest
+
+
+@dataclass
+class Run:
+    """A started run: its directory, the checkpoint it resumes from, and its manifest (written
+    again by record() and complete(), on the main process only)."""
+
+    dir: Path
+    resume_from: str | None
+    manifest: dict
+
+    def record(self, **fields) -> None:
+        """Add top-level fields to the manifest and write it."""
+        self.manifest.update(fields)
+        write_json(self.dir / MANIFEST_FILE, self.manifest)
+
+    def record_model(self, model, **model_info) -> None:
+        """The trainable and total parameter counts of `model` (and e.g. its base dtype), written now:
+        a run that dies in training still says what it trained."""
+        params = [p for p in model.parameters()]
+        self.manifest["parameters"] = {"trainable": sum(p.numel() for p in params if p.requires_grad),
+                                       "total": sum(p.numel() for p in params)}
+        self.manifest["model"].update(model_info)
+        write_json(self.dir / MANIFEST_FILE, self.manifest)
+
+    def complete(self, result: dict, out: Path, **extra) -> None:
+        complete(self.dir, self.manifest, result, self.resume_from, out, **extra)
+
+
+def start(cfg, *, source, precision: tuple[str, str], data_report: dict, tokenizer=None, **fields) -> Run:
+    """Prepare the run directory (create, or resume from its last checkpoint) and write the resolved
+    config, the manifest and the data report into it, once: launched as several processes, only
+    the main one writes. Call it after the data is loaded, so bad data never leaves a half-made run
+    behind. `fields` go into the manifest (e.g. labels, reward_model)."""
+    from tunesmith.config import dump_yaml
+
+    run_dir, resume_from = prepare_run_dir(cfg)
+    if is_main_process():
+        (run_dir / CONFIG_FILE).write_text(dump_yaml(cfg))
+    manifest = build_manifest(cfg, data_files=_data_files(cfg.data), model_source=source, precision=precision)
+    if tokenizer is not None:
+        manifest["tokenizer"] = tokenizer_provenance(cfg, tokenizer)
+    manifest.update(fields)
+    write_json(run_dir / MANIFEST_FILE, manifest)
+    write_json(run_dir / "data_report.json", data_report)
+    return Run(run_dir, resume_from, manifest)
+
+
+def tokenizer_provenance(cfg, tokenizer) -> dict:
+    """Inherited tokenizer values, with where they came from (STYLE rule 6)."""
+    return {"chat_template": "model.chat_template (config)" if cfg.model.chat_template else "the model's tokenizer",
+            "pad_token": tokenizer.pad_token, "eos_token": tokenizer.eos_token}
+
+
+def _data_files(data) -> list[str]:
+    from tunesmith.data.prepare import data_files
+
+    return data_files(data)

@@ -88,7 +88,7 @@ def _dp_step(model, rows, tokenizer, max_grad_norm: float, lr: float = 0.1):
     batch is the whole dataset). Returns the DP optimizer, its batch and the hooks."""
     from torch.utils.data import DataLoader
 
-    from tunesmith.recipes.sft import PadCollator
+    from tunesmith.recipes.common import PadCollator
 
     loader = DataLoader(rows, batch_size=len(rows), collate_fn=PadCollator(tokenizer.pad_token_id))
     sgd = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -124,7 +124,7 @@ def test_per_sample_gradients_are_each_rows_own_and_unclipped_dp_sgd_is_plain_sg
             torch.testing.assert_close(dp_params[n].grad_sample[i], p.grad, rtol=1e-4, atol=1e-6)
 
     # With no noise and a clip no gradient reaches, the DP step is plain SGD on the batch's mean loss.
-    from tunesmith.recipes.sft import PadCollator
+    from tunesmith.recipes.common import PadCollator
 
     plain.zero_grad()
     batch = PadCollator(tokenizer.pad_token_id)(rows)
@@ -229,3 +229,41 @@ def test_dp_refuses_what_its_loop_does_not_do(tiny_config, tmp_path):
         dp.run(tunesmith.load_config(cfg), show_progress=False)
     assert "train.gradient_checkpointing" in str(e.value) and "use_dora=false" in str(e.value)
     assert not (tmp_path / "runs" / "tiny").exists(), "a refused run leaves no run directory behind"
+
+
+def test_dp_trains_on_the_rows_sft_and_validate_accept(tiny_config):
+    # recipes.KINDS["sft"] takes classification rows (text -> label tasks); the DP path once prepared
+    # its data with chat rows only, so it refused what `tunesmith validate` and plain SFT accept.
+    from pathlib import Path
+
+    rows = Path(__file__).resolve().parents[2] / "examples" / "classify" / "sentiment.jsonl"
+    cfg = _config(tiny_config)
+    cfg["data"].update(train=[str(rows)], validation_fraction=0.0)
+    cfg["train"].update(max_steps=1, eval_steps=0)
+    run_dir = tunesmith.train(cfg, show_progress=False)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["result"]["privacy"]["steps"] == 1
+
+
+def test_validate_reports_what_a_dp_run_would_refuse(tiny_config, tmp_path, capsys):
+    """`tunesmith validate` runs the same refusals as DP training: config-only ones (config checks)
+    and an unfinished DP run directory, which cannot resume (recipes.preflight)."""
+    import yaml
+
+    from tunesmith import cli
+
+    cfg = _config(tiny_config)
+    cfg["data"]["validation_fraction"] = 0.0
+    cfg["train"].update(gradient_checkpointing=True, eval_steps=0)
+    path = tmp_path / "dp.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    assert cli.main(["validate", str(path)]) == 2
+    assert "train.gradient_checkpointing" in capsys.readouterr().err
+
+    cfg["train"]["gradient_checkpointing"] = False
+    path.write_text(yaml.safe_dump(cfg))
+    run_dir = tmp_path / "runs" / "tiny"
+    run_dir.mkdir(parents=True)
+    (run_dir / "manifest.json").write_text(json.dumps({"status": "running"}))
+    assert cli.main(["validate", str(path)]) == 2
+    assert "cannot be resumed" in capsys.readouterr().err

@@ -4,7 +4,7 @@ what it saves loads back with plain peft / transformers.
 The configs keep their own data, method and objective; only the model (a tiny random Llama with the
 real SmolLM2 tokenizer; the real MiniLM for the encoder config), the step count and the output folder
 are overridden. Configs needing resources a test cannot hold are covered by their own tests: PPO
-needs a trained reward model (tests/recipes/test_rl.py).
+needs a trained reward model (tests/recipes/test_ppo.py).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tunesmith
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in ROOT.glob("configs/*.yaml"))
-OWN_TESTS = {"ppo-lora.yaml": "tests/recipes/test_rl.py", "sweep-lora.yaml": "tests/unit/test_sweep.py"}
+OWN_TESTS = {"ppo-lora.yaml": "tests/recipes/test_ppo.py", "sweep-lora.yaml": "tests/unit/test_sweep.py"}
 
 
 class _Snapshot:

@@ -7,15 +7,9 @@ from __future__ import annotations
 
 import importlib
 
-# recipe -> "module:function" under tunesmith.recipes
-_ENTRY = {"sft": "sft:run", "cpt": "sft:run", "classify": "classify:run", "dpo": "preference:run",
-          "kto": "preference:run", "orpo": "preference:run", "simpo": "preference:run",
-          "reward": "preference:run", "grpo": "rl:run_grpo", "ppo": "rl:run_ppo"}
+from tunesmith.recipes.registry import _ENTRY, KINDS
 
-# recipe -> the record kinds (data/formats.py) it trains on; data validation checks them up front
-KINDS = {"sft": ("chat", "classification"), "cpt": ("text",), "classify": ("classification",),
-         "dpo": ("preference",), "kto": ("kto",), "orpo": ("preference",), "simpo": ("preference",),
-         "reward": ("preference",), "grpo": ("chat", "prompt"), "ppo": ("chat", "prompt")}
+__all__ = ["KINDS", "preflight", "recipe"]
 
 
 def recipe(name: str):
@@ -29,9 +23,13 @@ def recipe(name: str):
 
 def preflight(cfg) -> None:
     """The recipe's own refusals that need code but no model (reward functions import, an unfinished
-    DP run cannot resume): run by `tunesmith validate` and at the start of training. Config-only
-    rules live in the config's checks instead."""
+    DP run cannot resume, DP runs in one process): run by `tunesmith validate` and at the start of
+    training. Config-only rules live in the config's checks instead."""
     if cfg.recipe in ("grpo", "ppo"):
-        from tunesmith.recipes.rl import check
+        from tunesmith.recipes.rewards import check
 
         check(cfg)
+    if cfg.privacy.enabled:
+        from tunesmith.recipes.dp import refuse
+
+        refuse(cfg)

@@ -8,11 +8,11 @@ reports accuracy and macro precision, recall and F1 on the validation rows.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from tunesmith import runs
 from tunesmith.errors import fail
+from tunesmith.recipes import common
 
 
 def classification_metrics(pred: list[int], gold: list[int], num_labels: int) -> dict:
@@ -45,55 +45,27 @@ def label_map(examples) -> list:
 def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     """Train a classifier according to `cfg` (recipe: classify); returns the run directory."""
     import numpy as np
-    from datasets import Dataset
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        PrinterCallback,
-        Trainer,
-        set_seed,
-    )
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer
 
-    from tunesmith.config import dump_yaml
-    from tunesmith.data.prepare import check_kinds, data_files, load_all
-    from tunesmith.hardware import resolve_precision, thread_rechecks, use_threads
-    from tunesmith.models.loading import materialize, resolve
-    from tunesmith.recipes.sft import _make_logger_callback, _training_arguments
+    from tunesmith.models.loading import materialize
 
     # --- setup
-    set_seed(cfg.seed)
-    precision = resolve_precision(cfg.train.precision)
-    use_threads(cfg.train.threads)
-    source = resolve(cfg.model.name, cfg.model.gguf_file)
+    s = common.setup(cfg)
 
     # --- data
-    loaded = load_all(cfg.data, cfg.seed)
-    check_kinds(loaded.train + loaded.validation, ("classification",))
+    loaded = common.load_rows(cfg)
     labels = label_map(loaded.train)
     unseen = sorted({str(e.extra["label"]) for e in loaded.validation} - {str(x) for x in labels})
     if unseen:
         raise fail(f"validation labels never seen in training: {', '.join(unseen)}", "add training rows for them",
                    field="data.validation")
-    index = {x: i for i, x in enumerate(labels)}
-    folder = materialize(source)
+    folder = materialize(s.source)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=cfg.model.trust_remote_code)
-
-    def encode(examples):
-        enc = tokenizer([e.extra["text"] for e in examples], truncation=True, max_length=cfg.data.max_length)
-        return Dataset.from_dict({**enc, "labels": [index[e.extra["label"]] for e in examples]})
-
-    train_ds = encode(loaded.train)
-    eval_ds = encode(loaded.validation) if loaded.validation else None
-    run_dir, resume_from = runs.prepare_run_dir(cfg)
-    writer = runs.is_main_process()  # under accelerate launch only the main process writes the run directory
-    if writer:
-        (run_dir / runs.CONFIG_FILE).write_text(dump_yaml(cfg))
-    manifest = runs.build_manifest(cfg, data_files=data_files(cfg.data), model_source=source, precision=precision)
-    manifest["labels"] = labels
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
-    runs.write_json(run_dir / "data_report.json", {"load": loaded.info, "train_rows": len(train_ds),
-                                                   "validation_rows": len(loaded.validation), "labels": labels})
+    train_ds = _encode(loaded.train, tokenizer, labels, cfg.data.max_length)
+    eval_ds = _encode(loaded.validation, tokenizer, labels, cfg.data.max_length) if loaded.validation else None
+    run = runs.start(cfg, source=s.source, precision=s.precision, tokenizer=tokenizer, labels=labels,
+                     data_report={"load": loaded.info, "train_rows": len(train_ds),
+                                  "validation_rows": len(loaded.validation), "labels": labels})
 
     # --- model
     names = [str(x) for x in labels]
@@ -105,28 +77,21 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
         # peft's SEQ_CLS task trains the new head in full (modules_to_save): it starts random.
         model = adapters.apply(model, cfg.train.method, cfg.lora, task="SEQ_CLS")
-    manifest["parameters"] = {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                              "total": sum(p.numel() for p in model.parameters())}
+    run.record_model(model)
 
     # --- train
     def compute_metrics(pred):
         return classification_metrics(np.argmax(pred.predictions, -1).tolist(), pred.label_ids.tolist(), len(labels))
 
-    args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None,
-                               remove_unused_columns=False)
+    args = common.training_arguments(cfg.train, run.dir, s.precision[0], cfg.seed, eval_ds is not None,
+                                     remove_unused_columns=False)
     args.include_num_input_tokens_seen = "all"
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
-                      callbacks=[_make_logger_callback(run_dir, show_progress), thread_rechecks(), *callbacks])
-    trainer.remove_callback(PrinterCallback)
-    t0 = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.time() - t0
+                      callbacks=common.callbacks(run.dir, show_progress, callbacks))
+    final = common.fit(trainer, run.resume_from)
 
     # --- evaluate
-    tokens = trainer.state.num_input_tokens_seen
-    final = {"train_loss": result.training_loss, "steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
-             "tokens_seen": tokens, "tokens_per_s": round(tokens / seconds, 1) if seconds else None}
     if eval_ds is not None:
         metrics = trainer.evaluate()
         final.update({k if k == "eval_loss" else k.removeprefix("eval_"): v for k, v in metrics.items()
@@ -134,9 +99,18 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
                                "eval_f1_macro")})
 
     # --- save
-    out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
+    out = common.output_dir(cfg, run.dir)
     runs.save_trained(trainer, model, tokenizer, out)
-    if writer:
+    if runs.is_main_process():
         (out / "labels.json").write_text(json.dumps(names))
-    runs.complete(run_dir, manifest, final, resume_from, out)
-    return run_dir
+    run.complete(final, out)
+    return run.dir
+
+
+def _encode(examples, tokenizer, labels: list, max_length: int):
+    """Tokenized text with each row's class id (the label's index in `labels`)."""
+    from datasets import Dataset
+
+    index = {x: i for i, x in enumerate(labels)}
+    enc = tokenizer([e.extra["text"] for e in examples], truncation=True, max_length=max_length)
+    return Dataset.from_dict({**enc, "labels": [index[e.extra["label"]] for e in examples]})

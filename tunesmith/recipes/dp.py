@@ -15,7 +15,6 @@ and the validation rows themselves (they never touch the gradients).
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 from pathlib import Path
@@ -24,7 +23,8 @@ from tunesmith import runs
 from tunesmith.data.templates import IGNORE_INDEX
 from tunesmith.errors import fail
 from tunesmith.models import adapters
-from tunesmith.recipes.sft import PadCollator
+from tunesmith.recipes import common
+from tunesmith.recipes.common import PadCollator
 
 # RDP (Renyi DP, Mironov 2017): an upper bound on epsilon, the classic DP-SGD accountant, and cheap
 # (measured here: ~0.05-0.2 s per epsilon, ~1-3 s to search a noise level). PRV is tighter (about 7%
@@ -94,22 +94,9 @@ def make_private(model, optimizer, loader, *, noise_multiplier: float | None, ta
     return engine, hooks, dp_optimizer, dp_loader, noise_multiplier
 
 
-def check_supported(cfg, model) -> None:
-    """Refuse, with the fix, what this loop does not do under DP (all problems at once)."""
-    from tunesmith.errors import Collector
-
-    errors = Collector(title="privacy.enabled: not available with DP-SGD:")
-    t = cfg.train
-    if t.gradient_checkpointing:
-        errors.add("train.gradient_checkpointing recomputes activations, which opacus's per-sample gradient hooks "
-                   "would record twice", "set train.gradient_checkpointing=false (LoRA activations fit)",
-                   field="train.gradient_checkpointing")
-    if t.early_stopping_patience:
-        errors.add("early stopping keeps a best checkpoint; DP runs write no checkpoints",
-                   "set train.early_stopping_patience=0", field="train.early_stopping_patience")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        errors.add("several processes: the DP loop runs on one device (distributed DP-SGD needs opacus's "
-                   "DPDDP and a shared accountant)", "run `tunesmith train` without accelerate launch / torchrun")
+def check_supported(model) -> None:
+    """Refuse trainable parameters opacus cannot give per-sample gradients here. The config-only
+    refusals (gradient checkpointing, early stopping, DoRA, packing) are config checks."""
     import torch.nn as nn
 
     # opacus computes per-sample gradients with a formula for nn.Linear; other trainable modules
@@ -117,24 +104,33 @@ def check_supported(cfg, model) -> None:
     odd = sorted({name.rsplit(".", 1)[0] for name, p in model.named_parameters() if p.requires_grad
                   and not isinstance(model.get_submodule(name.rsplit(".", 1)[0]), nn.Linear)})
     if odd:
-        errors.add(f"trainable parameters outside LoRA's linear layers: {', '.join(odd[:3])}"
+        raise fail(f"trainable parameters outside LoRA's linear layers: {', '.join(odd[:3])}"
                    + (f" and {len(odd) - 3} more" if len(odd) > 3 else ""),
                    "use plain LoRA: lora.use_dora=false, and target_modules naming linear layers (or all-linear)",
                    field="lora")
-    errors.raise_if_any()
 
 
-def refuse_resume(cfg) -> None:
-    """DP runs are not resumable: the accountant's history, the Poisson sampler's and the noise's
+def refuse(cfg) -> None:
+    """What this run cannot do whatever its config says, checked before any model loads (and by
+    `tunesmith validate`): several processes, and resuming an unfinished DP run.
+
+    DP runs are not resumable: the accountant's history, the Poisson sampler's and the noise's
     random states are not checkpointed, and restarting would silently spend a second budget on top
     of the first. An unfinished DP run directory therefore needs overwrite=true."""
+    from tunesmith.errors import Collector
+
+    errors = Collector(title="privacy.enabled: not available with DP-SGD:")
+    if runs.world_size() > 1:
+        errors.add("several processes: the DP loop runs on one device (distributed DP-SGD needs opacus's "
+                   "DPDDP and a shared accountant)", "run `tunesmith train` without accelerate launch / torchrun")
     run_dir = runs.run_dir_for(cfg)
     manifest = runs.read_manifest(run_dir)
     if manifest and manifest.get("status") != "completed" and not cfg.overwrite:
-        raise fail(f"run directory {run_dir} holds an unfinished run; a DP-SGD run cannot be resumed (its privacy "
+        errors.add(f"run directory {run_dir} holds an unfinished run; a DP-SGD run cannot be resumed (its privacy "
                    "accountant and sampler state are not checkpointed)",
                    "start it over with overwrite=true (the budget of the interrupted attempt counts if anything "
                    "from it was released), or pick another name", field="name")
+    errors.raise_if_any()
 
 
 def _emit(callbacks, event: str, state, control, **kw) -> None:
@@ -167,25 +163,21 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     import torch
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
-    from transformers import TrainerControl, TrainerState, get_scheduler, set_seed
+    from transformers import TrainerControl, TrainerState, get_scheduler
 
-    from tunesmith.config import dump_yaml
-    from tunesmith.data.prepare import data_files, prepare
-    from tunesmith.hardware import resolve_precision, thread_rechecks, training_attention, use_threads
-    from tunesmith.models.loading import load_model, load_tokenizer, resolve
+    from tunesmith.data.prepare import prepare
+    from tunesmith.hardware import thread_rechecks, training_attention
+    from tunesmith.models.loading import load_model, load_tokenizer
 
     # --- setup
-    set_seed(cfg.seed)
+    s = common.setup(cfg)
     t, pv = cfg.train, cfg.privacy
-    precision = resolve_precision(t.precision)
-    use_threads(t.threads)
-    source = resolve(cfg.model.name, cfg.model.gguf_file)
-    refuse_resume(cfg)
+    refuse(cfg)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     # --- data (before the run directory exists: bad data never leaves a half-made run behind)
-    tokenizer = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
-    prepared = prepare(cfg.data, tokenizer, cfg.seed)
+    tokenizer = load_tokenizer(s.source, cfg.model.chat_template, cfg.model.trust_remote_code)
+    prepared = prepare(cfg.data, tokenizer, cfg.seed, common.kinds(cfg))  # the rows SFT trains on
     train_rows = [{"input_ids": r.input_ids, "labels": r.labels} for r in prepared.train]
     eval_rows = [{"input_ids": r.input_ids, "labels": r.labels} for r in prepared.validation]
     collator = PadCollator(tokenizer.pad_token_id)
@@ -203,28 +195,21 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     # --- model
     # As in sft.py: LoRA never updates the base, so under bf16 it is stored in bf16; peft keeps the
     # adapter in fp32, and opacus clips and noises fp32 per-sample gradients.
-    base_dtype = "bfloat16" if precision[0] == "bf16" else "float32"
+    base_dtype = common.base_dtype(s.precision, "lora")
     attention = training_attention(cfg.model.attention, cfg.data.max_length)
-    model = load_model(source, cfg.model.trust_remote_code, dtype=base_dtype, attention=attention,
+    model = load_model(s.source, cfg.model.trust_remote_code, dtype=base_dtype, attention=attention,
                        quantization=cfg.model.quantization)
     model.config.use_cache = False
     if cfg.model.quantization == "none":  # a quantized base is placed by its device_map already
         model.to(device)
     model = adapters.apply(model, "lora", cfg.lora)  # peft creates the adapter beside each base layer
-    check_supported(cfg, model)  # before the run directory exists, so a refused run leaves nothing behind
+    check_supported(model)  # before the run directory exists, so a refused run leaves nothing behind
 
     # --- run directory (after the model: an unfinished DP run directory can only be started over)
-    run_dir, _ = runs.prepare_run_dir(cfg)  # never a checkpoint to resume: DP runs write none
-    (run_dir / runs.CONFIG_FILE).write_text(dump_yaml(cfg))
-    manifest = runs.build_manifest(cfg, data_files=data_files(cfg.data), model_source=source, precision=precision)
-    manifest["tokenizer"] = {
-        "chat_template": "model.chat_template (config)" if cfg.model.chat_template else "the model's tokenizer",
-        "pad_token": tokenizer.pad_token, "eos_token": tokenizer.eos_token}
-    manifest["parameters"] = {"trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
-                              "total": sum(p.numel() for p in model.parameters())}
-    manifest["model"].update(base_dtype=base_dtype, attention=attention)
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
-    runs.write_json(run_dir / "data_report.json", prepared.report())
+    run = runs.start(cfg, source=s.source, precision=s.precision, tokenizer=tokenizer,
+                     data_report=prepared.report())  # never a checkpoint to resume: DP runs write none
+    run.record_model(model, base_dtype=base_dtype, attention=attention)
+    run_dir = run.dir
     print(f"tunesmith: DP-SGD on {len(train_rows)} training rows, {len(eval_rows)} validation rows; {steps} steps "
           f"of expected batch {t.batch_size * t.grad_accum} (sample rate {1 / per_epoch:.4g}); no checkpoints "
           "(DP runs are not resumable)", flush=True)
@@ -256,9 +241,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     epsilon = engine.get_epsilon(pv.delta) if noise > 0 else math.inf
     # The mean over steps of each drawn batch's loss, as transformers reports train_loss.
     final = {"train_loss": sum(log["losses"]) / len(log["losses"]) if log["losses"] else None,
-             "steps": state.global_step,
-             "train_seconds": round(log["seconds"], 1), "tokens_seen": log["tokens"],
-             "tokens_per_s": round(log["tokens"] / log["seconds"], 1) if log["seconds"] else None,
+             "steps": state.global_step, **common.throughput(log["tokens"], log["seconds"]),
              "privacy": {"epsilon": epsilon if math.isfinite(epsilon) else None,  # None: no guarantee (no noise)
                          "delta": pv.delta, "noise_multiplier": noise, "max_grad_norm": pv.max_grad_norm,
                          "sample_rate": 1 / per_epoch, "expected_batch_size": t.batch_size * t.grad_accum,
@@ -278,7 +261,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     # --- save
     out = run_dir / "adapter"
     runs.save_trained(None, model, tokenizer, out)
-    runs.complete(run_dir, manifest, final, None, out)
+    run.complete(final, out)
     return run_dir
 
 

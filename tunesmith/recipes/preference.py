@@ -4,16 +4,17 @@ Reads top to bottom: setup -> data -> model -> train -> save. DPO rows are prefe
 (prompt, chosen, rejected as conversations), KTO rows unpaired (prompt, completion, label); trl
 applies the chat template and computes the loss. With LoRA the reference model is the base with
 the adapter disabled (no second copy). ORPO (odds-ratio penalty added to the SFT loss) and SimPO
-(length-normalised margin, trl's CPOTrainer with loss_type=simpo and no BC term) need no reference. A reward model is the base with a one-output score head
+(length-normalised margin, trl's CPOTrainer with loss_type=simpo and no BC term) need no
+reference. A reward model is the base with a one-output score head
 (AutoModelForSequenceClassification), trained on the same pairs with trl's RewardTrainer.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from tunesmith import runs
+from tunesmith.recipes import common
 
 
 def _trainer_for(recipe: str, p) -> tuple[type, type, dict]:
@@ -46,51 +47,72 @@ def _trainer_for(recipe: str, p) -> tuple[type, type, dict]:
 
 def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     """Train a preference recipe (dpo, kto, orpo, simpo, reward) according to `cfg`; returns the run directory."""
-    from datasets import Dataset
-    from transformers import PrinterCallback, set_seed
-
-    from tunesmith.config import dump_yaml
-    from tunesmith.data.prepare import check_kinds, data_files, load_all
     from tunesmith.data.templates import require_template
-    from tunesmith.hardware import resolve_precision, thread_rechecks, training_attention, use_threads
-    from tunesmith.models.loading import load_model, load_tokenizer, resolve
-    from tunesmith.recipes.sft import _make_logger_callback, _training_arguments
+    from tunesmith.hardware import training_attention
+    from tunesmith.models.loading import load_tokenizer
 
     # --- setup
-    set_seed(cfg.seed)
-    precision = resolve_precision(cfg.train.precision)
-    use_threads(cfg.train.threads)
-    source = resolve(cfg.model.name, cfg.model.gguf_file)
-    tokenizer = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
+    s = common.setup(cfg)
+    tokenizer = load_tokenizer(s.source, cfg.model.chat_template, cfg.model.trust_remote_code)
     require_template(tokenizer)
 
     # --- data
-    loaded = load_all(cfg.data, cfg.seed)
-    kto = cfg.recipe == "kto"
-    check_kinds(loaded.train + loaded.validation, ("kto",) if kto else ("preference",))  # dpo and reward: pairs
-
-    def rows(examples):
-        if kto:
-            return Dataset.from_list([{"prompt": e.messages, "completion": e.extra["completion"],
-                                       "label": e.extra["label"]} for e in examples])
-        return Dataset.from_list([{"prompt": e.messages, "chosen": e.extra["chosen"], "rejected": e.extra["rejected"]}
-                                  for e in examples])
-
-    train_ds = rows(loaded.train)
-    eval_ds = rows(loaded.validation) if loaded.validation else None
-    run_dir, resume_from = runs.prepare_run_dir(cfg)
-    writer = runs.is_main_process()  # under accelerate launch only the main process writes the run directory
-    if writer:
-        (run_dir / runs.CONFIG_FILE).write_text(dump_yaml(cfg))
-    manifest = runs.build_manifest(cfg, data_files=data_files(cfg.data), model_source=source, precision=precision)
-    runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
-    runs.write_json(run_dir / "data_report.json", {"load": loaded.info, "train_rows": len(train_ds),
-                                                   "validation_rows": len(loaded.validation)})
+    loaded = common.load_rows(cfg)
+    train_ds = _rows(cfg.recipe, loaded.train)
+    eval_ds = _rows(cfg.recipe, loaded.validation) if loaded.validation else None
+    run = runs.start(cfg, source=s.source, precision=s.precision, tokenizer=tokenizer,
+                     data_report={"load": loaded.info, "train_rows": len(train_ds),
+                                  "validation_rows": len(loaded.validation)})
 
     # --- model
     attention = training_attention(cfg.model.attention, cfg.data.max_length)
-    reward = cfg.recipe == "reward"
-    if reward:
+    model = _model(cfg, s.source, tokenizer, attention)
+    peft_config = None
+    if cfg.train.method != "full":
+        from tunesmith.models import adapters
+
+        task = "SEQ_CLS" if cfg.recipe == "reward" else "CAUSAL_LM"
+        peft_config = adapters.peft_config(cfg.train.method, cfg.lora, task=task)
+
+    # --- train
+    config_cls, trainer_cls, specific = _trainer_for(cfg.recipe, cfg.preference)
+    args = common.training_arguments(cfg.train, run.dir, s.precision[0], cfg.seed, eval_ds is not None, config_cls,
+                                     max_length=cfg.data.max_length, **specific)
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                          processing_class=tokenizer, peft_config=peft_config,
+                          callbacks=common.callbacks(run.dir, show_progress, callbacks))
+    run.record_model(trainer.model, attention=attention)  # with the adapter trl attached
+    final = common.fit(trainer, run.resume_from)
+
+    # --- evaluate
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    final.update({k.replace("/", "_"): v for k, v in (logged[-1] if logged else {}).items()
+                  if k.startswith(("rewards/", "accuracy", "margin"))})
+    if eval_ds is not None:  # held-out pairs: reward accuracy and margins (DPO), pairwise accuracy (reward)
+        final.update({k.replace("/", "_"): v for k, v in common.last_eval(trainer).items()
+                      if isinstance(v, (int, float)) and not k.endswith(("_runtime", "_per_second", "epoch", "step"))})
+
+    # --- save
+    out = common.output_dir(cfg, run.dir)
+    runs.save_trained(trainer, trainer.model, tokenizer, out)
+    run.complete(final, out)
+    return run.dir
+
+
+def _rows(recipe: str, examples):
+    """KTO rows are unpaired (prompt, completion, label); the others are pairs."""
+    from datasets import Dataset
+
+    if recipe == "kto":
+        return Dataset.from_list([{"prompt": e.messages, "completion": e.extra["completion"],
+                                   "label": e.extra["label"]} for e in examples])
+    return Dataset.from_list([{"prompt": e.messages, "chosen": e.extra["chosen"], "rejected": e.extra["rejected"]}
+                              for e in examples])
+
+
+def _model(cfg, source, tokenizer, attention: str):
+    """The policy (a causal LM), or for a reward model the base with a one-output score head."""
+    if cfg.recipe == "reward":
         from transformers import AutoModelForSequenceClassification
 
         from tunesmith.models.loading import materialize
@@ -100,41 +122,9 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
             trust_remote_code=cfg.model.trust_remote_code)
         model.config.pad_token_id = tokenizer.pad_token_id  # the score is read at the last non-pad token
     else:
+        from tunesmith.models.loading import load_model
+
         model = load_model(source, cfg.model.trust_remote_code, attention=attention,
                            quantization=cfg.model.quantization)
     model.config.use_cache = False
-    peft_config = None
-    if cfg.train.method != "full":
-        from tunesmith.models import adapters
-
-        peft_config = adapters.peft_config(cfg.train.method, cfg.lora, task="SEQ_CLS" if reward else "CAUSAL_LM")
-
-    # --- train
-    config_cls, trainer_cls, specific = _trainer_for(cfg.recipe, cfg.preference)
-    args = _training_arguments(cfg.train, run_dir, precision[0], cfg.seed, eval_ds is not None, config_cls,
-                               max_length=cfg.data.max_length, **specific)
-    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                          processing_class=tokenizer, peft_config=peft_config,
-                          callbacks=[_make_logger_callback(run_dir, show_progress), thread_rechecks(), *callbacks])
-    trainer.remove_callback(PrinterCallback)
-    t0 = time.time()
-    result = trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.time() - t0
-
-    # --- evaluate
-    logged = [h for h in trainer.state.log_history if "loss" in h]
-    final = {"train_loss": result.training_loss, "steps": trainer.state.global_step,
-             "train_seconds": round(seconds, 1),
-             **{k.replace("/", "_"): v for k, v in (logged[-1] if logged else {}).items()
-                if k.startswith(("rewards/", "accuracy", "margin"))}}
-    if eval_ds is not None:  # held-out pairs: reward accuracy and margins (DPO), pairwise accuracy (reward)
-        done = [h for h in trainer.state.log_history if "eval_loss" in h and h.get("step") == trainer.state.global_step]
-        metrics = done[-1] if done else trainer.evaluate()
-        final.update({k.replace("/", "_"): v for k, v in metrics.items()
-                      if isinstance(v, (int, float)) and not k.endswith(("_runtime", "_per_second", "epoch", "step"))})
-
-    # --- save
-    out = run_dir / ("model" if cfg.train.method == "full" else "adapter")
-    runs.save_trained(trainer, trainer.model, tokenizer, out)
-    runs.complete(run_dir, manifest, final, resume_from, out)
-    return run_dir
+    return model
