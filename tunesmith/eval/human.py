@@ -16,6 +16,7 @@ import math
 import random
 from pathlib import Path
 from statistics import NormalDist
+from string import Template
 
 from tunesmith.errors import Collector, fail
 
@@ -74,51 +75,11 @@ def _check_items(items: list[dict], labels: tuple[str, str]) -> None:
 
 # --------------------------------------------------------------------------- HTML page
 
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>A/B rating sheet</title>
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; \
-script-src 'unsafe-inline'">
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 70em; }}
-.item {{ border: 1px solid #ccc; border-radius: 6px; padding: 1em; margin-bottom: 1.5em; }}
-.pair {{ display: flex; gap: 1em; }}
-.pair > div {{ flex: 1; background: #f7f7f7; padding: .5em; }}
-pre {{ white-space: pre-wrap; word-wrap: break-word; font-family: inherit; margin: 0; }}
-</style></head><body>
-<h1>Which answer is better?</h1>
-<p>For each prompt pick A, B or tie, then press the button to download your ratings as a CSV.</p>
-{items}
-<p><button id="download">Download ratings (CSV)</button> <span id="status"></span></p>
-<script>
-// Item text is read back from the page (textContent), never embedded in this script.
-function cell(s) {{ return '"' + s.replace(/"/g, '""') + '"'; }}
-document.getElementById("download").addEventListener("click", function () {{
-  var lines = ["{header}"], done = 0, items = document.querySelectorAll(".item");
-  items.forEach(function (el) {{
-    var picked = el.querySelector("input[type=radio]:checked"), rating = picked ? picked.value : "";
-    if (picked) done += 1;
-    lines.push([el.dataset.id, el.querySelector(".prompt").textContent, el.querySelector(".a").textContent,
-                el.querySelector(".b").textContent, rating].map(cell).join(","));
-  }});
-  var blob = new Blob([lines.join("\\r\\n") + "\\r\\n"], {{type: "text/csv"}});
-  var link = document.createElement("a");
-  link.href = URL.createObjectURL(blob);
-  link.download = "ab_ratings.csv";
-  document.body.appendChild(link); link.click(); link.remove();
-  document.getElementById("status").textContent = done + " of " + items.length + " rated";
-}});
-</script>
-</body></html>
-"""
-
-_ITEM = """<div class="item" data-id="{id}">
-<h3>Prompt</h3><pre class="prompt">
-{prompt}</pre>
-<div class="pair"><div><h4>A</h4><pre class="a">
-{a}</pre></div><div><h4>B</h4><pre class="b">
-{b}</pre></div></div>
-<p>{radios}</p>
-</div>"""
+# string.Template files: the page ($items, $header) and one item ($id, $prompt, $a, $b, $n, the
+# item's index that names its radio group). Template, not str.format, because the page's CSS and
+# script are full of braces; substitution is one pass, so a "$" in an item's text stays text.
+PAGE_FILE = Path(__file__).parent / "static" / "ab_sheet.html"
+ITEM_FILE = Path(__file__).parent / "static" / "ab_sheet_item.html"
 
 
 def _html(rows: list[dict]) -> str:
@@ -126,12 +87,11 @@ def _html(rows: list[dict]) -> str:
     Each <pre> opens with a newline because HTML parsers drop the first one: a text's own leading
     newline survives."""
     esc = lambda s: html.escape(s, quote=True)  # noqa: E731
-    blocks = []
-    for n, row in enumerate(rows):
-        radios = " ".join(f'<label><input type="radio" name="r{n}" value="{v}"> {v}</label>' for v in ("A", "B", "tie"))
-        blocks.append(_ITEM.format(id=esc(row["id"]), prompt=esc(row["prompt"]), a=esc(row["answer_a"]),
-                                   b=esc(row["answer_b"]), radios=radios))
-    return _PAGE.format(items="\n".join(blocks), header=",".join(COLUMNS))
+    item = Template(ITEM_FILE.read_text(encoding="utf-8").removesuffix("\n"))  # the file's own last newline
+    blocks = [item.substitute(id=esc(row["id"]), prompt=esc(row["prompt"]), a=esc(row["answer_a"]),
+                              b=esc(row["answer_b"]), n=n) for n, row in enumerate(rows)]
+    page = Template(PAGE_FILE.read_text(encoding="utf-8"))
+    return page.substitute(items="\n".join(blocks), header=",".join(COLUMNS))
 
 
 # --------------------------------------------------------------------------- import

@@ -2,10 +2,12 @@
 
 Input is the results dict that the eval runner writes as `eval/results.json`: model labels in
 order (the first is the baseline, the last the model under test), and per task its metrics per
-label, a few sample outputs and the generated lengths.
+label, a few sample outputs and the generated lengths. Which metric improved and which regressed
+is compare.py's answer (`compare` is imported from there and stays importable from here).
 
 out_dir/
-  report.html              CSS inline, plots as base64 PNG <img>, no external URL, no JavaScript
+  report.html              CSS inline (static/report.css), plots as base64 PNG <img>, no external URL,
+                           no JavaScript
   report.md                the same tables and samples for GitHub; its plots are the PNGs below
   report_plots/            rewritten on every render (the md links them relatively)
     metrics.png            base vs tuned bars, one panel per task (fractions on 0..1, BLEU/chrF on 0..100)
@@ -20,133 +22,20 @@ from __future__ import annotations
 import base64
 import html
 import io
-import math
 import re
 from pathlib import Path
 
-from tunesmith.errors import Collector, fail
+from tunesmith.config import REGRESSION_THRESHOLD
+from tunesmith.errors import fail
+from tunesmith.eval.compare import as_number, check_results, compare, higher_is_better, judge_change
 
 PLOTS = "report_plots"
 CLIP = 1500  # sample text longer than this is cut, with a visible "…", so one sample can't drown the page
 # Fixed colours per label position: the baseline grey, the tuned model blue, more runs after them.
 COLORS = ("#8c8c8c", "#1f6fb4", "#e08a1e", "#2a9d5c", "#8e5fb5", "#c4455a", "#3fa7b5", "#b59a3f")
-LOWER_WORDS = ("loss", "perplexity", "ppl", "bits_per")
 
-CSS = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#1d2330;background:#f6f7f9;margin:0}
-main{max-width:1180px;margin:0 auto;padding:24px 28px 60px;background:#fff}
-h1{font-size:26px;margin:0 0 6px}h2{font-size:20px;margin:34px 0 10px;border-bottom:1px solid #dde1e7;padding-bottom:4px}
-h3{font-size:17px;margin:26px 0 8px}h4{font-size:13px;margin:0 0 4px;color:#4a5365;text-transform:uppercase;letter-spacing:.04em}
-.muted{color:#6b7385;font-weight:normal;font-size:13px}
-dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:3px 14px;margin:10px 0 16px}dl.meta dt{color:#6b7385}dl.meta dd{margin:0}
-.summary{border-radius:6px;padding:12px 16px;margin:12px 0;font-size:16px;background:#eef6ee;border:1px solid #b9dcb9}
-.summary.bad{background:#fdecec;border-color:#e7a3a3}.regressions{margin:8px 0 0;padding-left:4px;list-style:none}
-.regressions li{color:#b3161b;font-weight:600;margin:3px 0}
-table{border-collapse:collapse;margin:6px 0 10px;font-variant-numeric:tabular-nums}
-th,td{border:1px solid #dde1e7;padding:5px 10px;text-align:right}th{background:#f0f2f5}
-td:first-child,th:first-child,.l{text-align:left}
-tr.regression td{background:#fdecec}.flag{color:#b3161b;font-weight:700;text-align:left}
-.better{color:#17803d}.worse{color:#b3161b}
-figure{margin:10px 0 16px}figure img{max-width:100%;height:auto;border:1px solid #eceff3}
-figcaption{color:#6b7385;font-size:13px}
-.sample{border:1px solid #dde1e7;border-radius:6px;padding:10px 12px;margin:10px 0}
-.cols{display:grid;gap:10px;margin-top:8px}
-pre{white-space:pre-wrap;word-break:break-word;background:#f6f7f9;border-radius:4px;padding:6px 8px;margin:0;font-size:13px}
-"""
-
-
-# --------------------------------------------------------------------------- comparing numbers
-
-
-def _higher_is_better(name: str) -> bool:
-    """Direction of a metric: the metrics module's table when it names it, else by its name
-    (losses, perplexities and bits-per-x go down when a model gets better)."""
-    try:
-        from tunesmith.eval.metrics import HIGHER_IS_BETTER
-    except ImportError:  # the table is optional; the name rule covers every metric we compute
-        HIGHER_IS_BETTER = {}
-    if name in HIGHER_IS_BETTER:
-        return bool(HIGHER_IS_BETTER[name])
-    return not any(word in name.lower() for word in LOWER_WORDS)
-
-
-def _num(value) -> float | None:
-    """A finite number or None (a missing value, a string, a bool, NaN all read as 'no value')."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _judge(metric: str, base: float | None, new: float | None, threshold: float) -> dict:
-    """delta, rel_delta, better, regression of `new` against `base` in the metric's direction."""
-    if base is None or new is None:
-        return {"delta": None, "rel_delta": None, "better": None, "regression": False}
-    delta = new - base
-    worse_by = -delta if _higher_is_better(metric) else delta  # > 0 means the new model is worse
-    allowed = threshold * abs(base) if base != 0 else threshold  # absolute threshold at a zero baseline
-    # A hair of tolerance so a change of exactly the threshold (0.50 -> 0.475 at 5%) is not flagged
-    # because binary floats make it 5.0000000001%.
-    regression = worse_by > allowed + 1e-12 * max(1.0, abs(base))
-    return {"delta": delta, "rel_delta": delta / abs(base) if base != 0 else None,
-            "better": None if delta == 0 else worse_by < 0, "regression": regression}
-
-
-def _check_results(results: dict, where: str = "results") -> list[str]:
-    """Every structural problem at once (STYLE rule 4); returns the model labels in order."""
-    problems = Collector(title=f"{where} is not an evaluation results dict:")
-    fix = "pass the dict that the eval runner writes as eval/results.json"
-    if not isinstance(results, dict):
-        raise fail(f"{where} is a {type(results).__name__}, not a dict", fix)
-    models = results.get("models")
-    if not isinstance(models, dict) or not models:
-        problems.add(f"'models' must be a non-empty dict of label -> model, got {models!r}", fix)
-        models = {}
-    tasks = results.get("tasks")
-    if not isinstance(tasks, list):
-        problems.add(f"'tasks' must be a list of tasks, got {type(tasks).__name__}", fix)
-        tasks = []
-    seen = set()
-    for i, task in enumerate(tasks):
-        if not isinstance(task, dict) or not isinstance(task.get("name"), str):
-            problems.add(f"tasks[{i}] has no 'name'", fix)
-            continue
-        if task["name"] in seen:
-            problems.add(f"task name {task['name']!r} appears twice", "give every task its own name")
-        seen.add(task["name"])
-        metrics = task.get("metrics", {})
-        if not isinstance(metrics, dict) or not all(isinstance(m, dict) for m in metrics.values()):
-            problems.add(f"task {task['name']!r}: 'metrics' must map label -> {{metric: value}}", fix)
-        elif models and (unknown := [k for k in metrics if k not in models]):
-            problems.add(f"task {task['name']!r} has metrics for {unknown}, which are not in 'models' "
-                         f"({list(models)})", "give every label in the task's metrics a 'models' entry")
-    problems.raise_if_any()
-    return list(models)
-
-
-def compare(results: dict, threshold: float = 0.05, baseline: str | None = None) -> list[dict]:
-    """One row per (task, metric): values per label, and the last label against the baseline
-    (the first label unless named): delta, rel_delta, better, regression (worse by more than
-    `threshold` relative to |baseline|, absolute when the baseline is 0)."""
-    labels = _check_results(results)
-    if baseline is None:
-        baseline = labels[0]
-    elif baseline not in labels:
-        raise fail(f"baseline {baseline!r} is not one of the evaluated models {labels}",
-                   f"use one of {labels}, or leave it out to compare against {labels[0]!r}")
-    if not (isinstance(threshold, (int, float)) and threshold >= 0):
-        raise fail(f"the regression threshold must be a number >= 0, got {threshold!r}",
-                   "e.g. 0.05 flags a metric 5% worse than the baseline")
-    last, rows = labels[-1], []
-    for task in results["tasks"]:
-        metrics = task.get("metrics", {})
-        names = list(dict.fromkeys(m for label in labels for m in metrics.get(label, {})))
-        for name in names:
-            values = {label: _num(metrics.get(label, {}).get(name)) for label in labels}
-            if all(v is None for v in values.values()):
-                continue  # not a number for anyone (a confusion matrix, a note): nothing to compare
-            judged = _judge(name, values[baseline], values[last] if len(labels) > 1 else None, threshold)
-            rows.append({"task": task["name"], "metric": name, "values": values, **judged})
-    return rows
+# Inlined into report.html at render time: the page must stay one self-contained file.
+CSS_FILE = Path(__file__).parent / "static" / "report.css"
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -171,7 +60,7 @@ def _fmt_delta(row: dict) -> str:
 
 
 def _arrow(metric: str) -> str:
-    return "↑" if _higher_is_better(metric) else "↓"
+    return "↑" if higher_is_better(metric) else "↓"
 
 
 def _clip(text, limit: int = CLIP) -> str:
@@ -246,7 +135,7 @@ def _loss_plot(loss_curve: list[dict]) -> bytes | None:
     """Train loss and eval loss against step; None when the rows hold no loss at all."""
     series = {}
     for key, name in (("loss", "train loss"), ("eval_loss", "eval loss")):
-        points = [(_num(r.get("step")), _num(r.get(key))) for r in loss_curve if isinstance(r, dict)]
+        points = [(as_number(r.get("step")), as_number(r.get(key))) for r in loss_curve if isinstance(r, dict)]
         points = [p for p in points if None not in p]
         if points:
             series[name] = points
@@ -340,7 +229,7 @@ def _lengths_plot(lengths: dict, labels: list[str]) -> bytes | None:
     """Generated-length histograms of every label overlaid on shared bins."""
     import numpy as np
 
-    data = {lb: [v for v in (_num(x) for x in lengths.get(lb) or []) if v is not None] for lb in labels}
+    data = {lb: [v for v in (as_number(x) for x in lengths.get(lb) or []) if v is not None] for lb in labels}
     data = {lb: v for lb, v in data.items() if v}
     if not data:
         return None
@@ -397,8 +286,9 @@ def _header(title: str, meta: list[tuple[str, str]], summary: str, lines: list[s
 
 def _write_reports(out_dir: Path, title: str, body: list[str], md: list[str]) -> tuple[Path, Path]:
     html_path, md_path = out_dir / "report.html", out_dir / "report.md"
+    css = CSS_FILE.read_text(encoding="utf-8")
     page = (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{CSS}</style></head>\n<body><main>\n" + "\n".join(body) + "\n</main></body></html>\n")
+            f"<style>\n{css}</style></head>\n<body><main>\n" + "\n".join(body) + "\n</main></body></html>\n")
     html_path.write_text(page, encoding="utf-8")
     md_path.write_text("\n".join(md).rstrip() + "\n", encoding="utf-8")
     return html_path, md_path
@@ -413,7 +303,7 @@ def _meta(results: dict, labels: list[str], threshold: float) -> list[tuple[str,
                                       "absolute when the baseline is 0")]
     seconds = results.get("seconds") or {}
     if isinstance(seconds, dict) and seconds:
-        pairs.append(("Time", ", ".join(f"{lb} {s:.1f} s" for lb, s in seconds.items() if _num(s) is not None)))
+        pairs.append(("Time", ", ".join(f"{lb} {s:.1f} s" for lb, s in seconds.items() if as_number(s) is not None)))
     return pairs
 
 
@@ -428,7 +318,7 @@ def _task_table_html(rows: list[dict], labels: list[str]) -> str:
             flag = "⚠ REGRESSION" if r["regression"] else ""
             cells += f'<td class="{tone}">{_fmt_delta(r)}</td><td class="flag">{flag}</td>'
         metric = f"{html.escape(r['metric'])} <span class=\"muted\" title=\"" + \
-            ("higher is better" if _higher_is_better(r["metric"]) else "lower is better") + \
+            ("higher is better" if higher_is_better(r["metric"]) else "lower is better") + \
             f"\">{_arrow(r['metric'])}</span>"
         out.append(f'<tr class="{"regression" if r["regression"] else ""}"><td>{metric}</td>{cells}</tr>')
     return "\n".join(out + ["</table>"])
@@ -471,8 +361,8 @@ def _samples(task: dict, labels: list[str]) -> tuple[str, list[str]]:
 # --------------------------------------------------------------------------- the reports
 
 
-def render(results: dict, out_dir: Path, *, threshold: float = 0.05, loss_curve: list[dict] | None = None,
-           title: str | None = None) -> tuple[Path, Path]:
+def render(results: dict, out_dir: Path, *, threshold: float = REGRESSION_THRESHOLD,
+           loss_curve: list[dict] | None = None, title: str | None = None) -> tuple[Path, Path]:
     """Write out_dir/report.html (self-contained) and out_dir/report.md (+ its PNGs); return both."""
     rows = compare(results, threshold)
     labels = list(results["models"])
@@ -537,7 +427,7 @@ def _comparison_table(runs: list[tuple[str, dict]]) -> tuple[list[str], list[str
         raise fail("no runs to compare", "name at least one run directory with eval results")
     names, sources = [], []
     for i, (name, results) in enumerate(runs):
-        labels = _check_results(results, where=f"run {name!r}")
+        labels = check_results(results, where=f"run {name!r}")
         names.append(name if name not in names else f"{name} #{i + 1}")  # columns need unique names
         sources.append((results, labels[-1]))
         if i == 0:
@@ -547,12 +437,13 @@ def _comparison_table(runs: list[tuple[str, dict]]) -> tuple[list[str], list[str
     for col, (results, label) in enumerate([ref] + sources):
         for task in results["tasks"]:
             for metric, value in ((task.get("metrics") or {}).get(label) or {}).items():
-                if _num(value) is not None:  # non-numbers have no place in a numeric table
-                    table.setdefault((task["name"], metric), [None] * len(columns))[col] = _num(value)
+                if as_number(value) is not None:  # non-numbers have no place in a numeric table
+                    table.setdefault((task["name"], metric), [None] * len(columns))[col] = as_number(value)
     return names, columns, table
 
 
-def render_comparison(runs: list[tuple[str, dict]], out_dir: Path, threshold: float = 0.05) -> tuple[Path, Path]:
+def render_comparison(runs: list[tuple[str, dict]], out_dir: Path,
+                      threshold: float = REGRESSION_THRESHOLD) -> tuple[Path, Path]:
     """`tunesmith report RUN1 RUN2 ...`: every (task, metric) across runs, each run's last label,
     with the first run's baseline label as the reference column; best value per row in bold,
     regressions against the reference flagged. Writes report.html and report.md; returns both."""
@@ -573,10 +464,10 @@ def render_comparison(runs: list[tuple[str, dict]], out_dir: Path, threshold: fl
             "|---|---|" + "---:|" * len(columns) + "---|"]
     lines, flags, regressed = [], {}, set()
     for (task, metric), vals in table.items():
-        best = (max if _higher_is_better(metric) else min)(v for v in vals if v is not None)
+        best = (max if higher_is_better(metric) else min)(v for v in vals if v is not None)
         bad = []
         for name, v in zip(names, vals[1:]):
-            judged = _judge(metric, vals[0], v, threshold)
+            judged = judge_change(metric, vals[0], v, threshold)
             if judged["regression"]:
                 bad.append(name)
                 lines.append(_regression_line(f"{name}: {task} / {metric}", vals[0], v, judged))

@@ -210,3 +210,30 @@ def test_temporary_directory_is_removed_afterwards():
 def test_limits_are_checked():
     with pytest.raises(TunesmithError, match="sandbox limits too small"):
         run_sample("pass", timeout_s=0)
+
+
+# --- the launcher program, a file shipped in the package
+
+
+def test_launcher_file_is_the_program_the_sandbox_starts(monkeypatch):
+    from tunesmith.eval import code
+
+    assert code.LAUNCHER_FILE.is_file() and code.LAUNCHER_FILE.parent == Path(code.__file__).parent
+    started = []
+    real_popen = subprocess.Popen
+
+    def spy(args, **kwargs):
+        started.append(args)
+        return real_popen(args, **kwargs)
+
+    monkeypatch.setattr(code.subprocess, "Popen", spy)
+    assert run_sample("assert 1 + 1 == 2\n", timeout_s=5)["passed"]
+    assert started[0][1:4] == ["-I", "-B", "-c"]  # isolated interpreter, the program as text, not a path
+    assert started[0][4] == code.LAUNCHER_FILE.read_text(encoding="utf-8")
+
+
+def test_importing_the_launcher_runs_nothing():
+    # Were main() to run on import it would read this stdin, fail to parse it and exit non-zero.
+    probe = "import tunesmith.eval.sandbox_launcher as m; print(callable(m.main))"
+    out = subprocess.run([sys.executable, "-c", probe], input=b"not json", capture_output=True, timeout=60)
+    assert (out.returncode, out.stdout, out.stderr) == (0, b"True\n", b"")

@@ -139,6 +139,24 @@ def test_html_escapes_item_text(tmp_path):
     assert "http://" not in page and "https://" not in page  # self-contained: nothing to fetch
 
 
+def test_html_page_is_the_packaged_template_filled(tmp_path):
+    from tunesmith.eval import human
+
+    items = _items(2)
+    items[0]["id"] = 'q"0<'
+    items[1]["prompt"] = "costs $5, $items and ${header} stay text"
+    page = export_sheet(items, tmp_path)["html"].read_text(encoding="utf-8")
+    template = human.PAGE_FILE.read_text(encoding="utf-8")
+    assert human.PAGE_FILE.parent.name == "static" and human.ITEM_FILE.is_file()
+    head, _, rest = template.partition("$items")
+    middle, _, tail = rest.partition("$header")
+    assert page.startswith(head) and middle in page and page.endswith(tail)  # every fixed part, as written
+    assert '"id,prompt,answer_a,answer_b,rating"' in page  # the CSV header, written into the script
+    assert '<div class="item" data-id="q&quot;0&lt;">' in page  # attribute value escaped, quotes too
+    assert "costs $5, $items and ${header} stay text" in page  # one pass: item text is never substituted
+    assert page.count('<div class="item"') == 2 and 'name="r1" value="tie"' in page
+
+
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian chromium is not installed")
 def test_html_page_downloads_ratings_that_import(tmp_path):
     from playwright.sync_api import sync_playwright

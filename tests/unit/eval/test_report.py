@@ -1,4 +1,4 @@
-"""tunesmith.eval.report: compare() known answers, report.html/report.md contents, run comparison."""
+"""tunesmith.eval.compare and .report: compare() known answers, report.html/report.md contents, run comparison."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from tunesmith.errors import TunesmithError
-from tunesmith.eval.report import _higher_is_better, compare, render, render_comparison
+from tunesmith.eval.compare import higher_is_better
+from tunesmith.eval.report import compare, render, render_comparison
 
 
 def results_for(tasks: list[dict], labels=("base", "tuned")) -> dict:
@@ -144,9 +145,9 @@ def test_compare_rejects_bad_input():
 
 def test_direction_rule():
     for name in ("loss", "eval_loss", "perplexity", "word_ppl", "bits_per_byte"):
-        assert _higher_is_better(name) is False, name
+        assert higher_is_better(name) is False, name
     for name in ("acc", "acc_norm", "bleu", "rouge_l", "chrf", "f1"):
-        assert _higher_is_better(name) is True, name
+        assert higher_is_better(name) is True, name
 
 
 # --------------------------------------------------------------------------- render()
@@ -183,6 +184,25 @@ def test_render_html_is_self_contained_with_plots(full_results, tmp_path):
         assert (tmp_path / "rep" / "report_plots" / name).read_bytes() in pngs
 
 
+def test_render_inlines_the_packaged_css(full_results, tmp_path):
+    from tunesmith.eval import report
+
+    css = report.CSS_FILE.read_text(encoding="utf-8")
+    assert report.CSS_FILE.parent.name == "static" and "tr.regression td" in css
+    page = render(full_results, tmp_path)[0].read_text(encoding="utf-8")
+    assert f"<style>\n{css}</style>" in page  # inlined whole: report.html stays one file
+    comparison = render_comparison([("a", full_results)], tmp_path / "cmp")[0].read_text(encoding="utf-8")
+    assert f"<style>\n{css}</style>" in comparison
+
+
+def test_default_threshold_is_the_configured_one(full_results, tmp_path):
+    from tunesmith.config import REGRESSION_THRESHOLD
+
+    assert compare(full_results) == compare(full_results, REGRESSION_THRESHOLD)
+    page = render(full_results, tmp_path)[0].read_text(encoding="utf-8")
+    assert f"{REGRESSION_THRESHOLD * 100:g}% worse than the baseline" in page
+
+
 def test_render_md_tables_flags_and_samples(full_results, tmp_path):
     _, md_path = render(full_results, tmp_path, loss_curve=CURVE)
     md = md_path.read_text(encoding="utf-8")
@@ -192,7 +212,8 @@ def test_render_md_tables_flags_and_samples(full_results, tmp_path):
     assert "| bleu ↑ | 12.300 | 17.900 | +5.600 (+45.5%) |  |" in md
     assert "| perplexity ↓ | 1234.5 | 1410.2 | +175.70 (+14.2%) | ⚠ REGRESSION |" in md
     assert md.index("**3 metrics improved, 2 regressed**") < md.index("## Tasks")
-    assert "![metrics per task](report_plots/metrics.png)" in md and "![training loss curve](report_plots/loss.png)" in md
+    assert "![metrics per task](report_plots/metrics.png)" in md
+    assert "![training loss curve](report_plots/loss.png)" in md
     assert "pulls up shingles." in md and "```text\nSummarise: <script>" in md  # literal inside a fence
 
 

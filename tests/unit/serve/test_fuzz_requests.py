@@ -344,7 +344,7 @@ def test_lone_surrogate_over_a_live_uvicorn(server):
             assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        bad = '{"model": "%s", "messages": [{"role": "user", "content": "\\ud83d"}]}' % backend.base_id
+        bad = f'{{"model": "{backend.base_id}", "messages": [{{"role": "user", "content": "\\ud83d"}}]}}'
         for stream in (False, True):
             body = bad[:-1] + f', "stream": {json.dumps(stream)}}}'
             err = assert_error(httpx.post(url, content=body.encode(), headers=AUTH, timeout=30), 400)
