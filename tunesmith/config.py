@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
-import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tunesmith.config_checks import PPO_METHODS as PPO_METHODS  # re-exported: the recipes import it from here
+from tunesmith.config_checks import cross_check
 from tunesmith.errors import Collector, Problem, TunesmithError, fail
 
 
@@ -111,7 +112,8 @@ class DataConfig:
     max_row_bytes: int = _f(1_000_000, "A line (or .json record) longer than this many bytes is named in a "
                             "warning; it is still read.")
     clean: CleanConfig = _f(CleanConfig, "Curation: normalisation, dedup, quality, PII, toxicity, decontamination.")
-    validation: str | None = _f(None, "Validation file; if unset, `validation_fraction` of the training rows is held out.")
+    validation: str | None = _f(None, "Validation file; if unset, `validation_fraction` of the training rows is "
+                                "held out.")
     validation_fraction: float = _f(0.0, "Fraction of training rows held out for eval loss when no validation file "
                                     "is given (0 disables).")
     max_length: int = _f(512, "Maximum tokens per example after the chat template is applied.")
@@ -119,7 +121,8 @@ class DataConfig:
                                               "is reported either way).")
     train_on: Literal["assistant", "all"] = _f("assistant", "Which tokens carry loss: assistant replies (including "
                                               "their end-of-turn token), or every token.")
-    system_prompt: str | None = _f(None, "System prompt added to rows that have none (None keeps the template's default).")
+    system_prompt: str | None = _f(None, "System prompt added to rows that have none (None keeps the template's "
+                                   "default).")
     cache: bool = _f(True, "Reuse prepared (loaded, cleaned, tokenized) data when the data files, this section "
                      "and the tokenizer are unchanged; the cache lives under $TUNESMITH_CACHE/data.")
     stride: int | None = _f(None, "Raw text (recipe: cpt): tokens between the starts of consecutive max_length "
@@ -156,7 +159,8 @@ class TrainConfig:
     epochs: float = _f(1.0, "Passes over the training data (ignored when max_steps > 0).")
     max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: use epochs).")
     batch_size: int = _f(8, "Examples per device per forward pass.")
-    grad_accum: int = _f(1, "Forward passes accumulated per optimizer step (effective batch = batch_size x grad_accum).")
+    grad_accum: int = _f(1, "Forward passes accumulated per optimizer step (effective batch = batch_size x "
+                         "grad_accum).")
     learning_rate: float = _f(2e-4, "Peak learning rate.")
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = _f(
         "cosine", "Learning-rate schedule after warm-up.")
@@ -233,11 +237,11 @@ class EvalConfig:
     suite: str | None = _f(None, "Evaluation suite (YAML, see configs/eval/) run after training on the base and the "
                            "tuned model; report.html and report.md land in the run directory. None: no evaluation.")
     limit: int | None = _f(None, "Rows per task, replacing the suite's `limit` (None: the suite's own).")
-    threshold: float = _f(REGRESSION_THRESHOLD, "Flag a regression when a metric gets worse than the base by more than this "
-                          "fraction of the base value (an absolute amount when the base is 0).")
+    threshold: float = _f(REGRESSION_THRESHOLD, "Flag a regression when a metric gets worse than the base by more "
+                          "than this fraction of the base value (an absolute amount when the base is 0).")
     samples: int = _f(3, "Sample outputs per task shown side by side in the report.")
     dtype: Literal[EVAL_DTYPES] = _f(
-        "float32", "Weights during evaluation: float32 is exact; bfloat16 is ~4x faster on CPUs with bf16 "
+        EVAL_DTYPES[0], "Weights during evaluation: float32 is exact; bfloat16 is ~4x faster on CPUs with bf16 "
         "(AVX512-BF16, AMX) and on GPUs, at bf16's precision.")
     judge: str | None = _f(None, "Judge for `type: judge` tasks: a local model (embedded name, folder, run) or "
                            "URL#model for an OpenAI-compatible endpoint (key from $OPENAI_API_KEY). None: "
@@ -254,7 +258,8 @@ class RunConfig:
         "objectives, trl's ORPOTrainer and CPOTrainer), reward (a reward model on preference pairs, trl's "
         "RewardTrainer), grpo (trl's GRPOTrainer with Python reward functions) or ppo (PPO against a reward "
         "model with a KL penalty to the base).")
-    name: str | None = _f(None, "Run name; the run directory is <output_dir>/<name>. Defaults to the config file's stem.")
+    name: str | None = _f(None, "Run name; the run directory is <output_dir>/<name>. Defaults to the config "
+                          "file's stem.")
     output_dir: str = _f("runs", "Folder that holds run directories (relative to the current directory).")
     seed: int = _f(42, "Seed for data shuffling, splits, LoRA init and dropout.")
     overwrite: bool = _f(False, "Replace a finished run of the same name instead of refusing.")
@@ -268,8 +273,6 @@ class RunConfig:
     sweep: SweepConfig = _f(SweepConfig, "Hyperparameter search for `tunesmith sweep`.")
     eval: EvalConfig = _f(EvalConfig, "Evaluation of the base and the tuned model after training.")
     config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
-
-
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -329,7 +332,8 @@ def _parse_override(item: str) -> tuple[str, Any]:
     import yaml
 
     if "=" not in item:
-        raise fail(f"override '{item}' is not key=value", "write it as section.key=value, e.g. train.learning_rate=1e-4")
+        raise fail(f"override '{item}' is not key=value",
+                   "write it as section.key=value, e.g. train.learning_rate=1e-4")
     key, _, raw = item.partition("=")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
@@ -455,129 +459,6 @@ def _build(cls, raw: Any, prefix: str, errors: Collector, lines: dict[str, int],
     return cls(**kwargs)
 
 
-def _cross_check(cfg: RunConfig, errors: Collector, lines: dict[str, int], file: str | None) -> None:
-    """Problems that involve more than one field, or a value's range; all reported together."""
-
-    def bad(key, problem, fix):
-        errors.add(problem, fix, file=file, line=lines.get(key), field=key)
-
-    d, t, lo = cfg.data, cfg.train, cfg.lora
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", cfg.name or "run"):
-        bad("name", f"{cfg.name!r} is not a plain folder name", "use letters, digits, '.', '_' and '-' only")
-    if not d.train and not d.sources:
-        bad("data.train", "no training data given", "set data.train to a data file or a list of files")
-    for i, src in enumerate(d.sources):
-        if not src.path:
-            bad(f"data.sources[{i}].path", "no path given", "set path: to a data file")
-        if src.weight <= 0:
-            bad(f"data.sources[{i}].weight", f"{src.weight} is not a positive weight", "use e.g. 1.0")
-    c = d.clean
-    for key, value in (("near_threshold", c.near_threshold), ("toxicity_threshold", c.toxicity_threshold)):
-        if not 0 < value <= 1:
-            bad(f"data.clean.{key}", f"{value} is outside (0, 1]", "use e.g. 0.8")
-    if c.ngram < 3:
-        bad("data.clean.ngram", f"{c.ngram} words is too short to mean contamination", "use 8-13 (13 is standard)")
-    if cfg.train.threads < 0:
-        bad("train.threads", f"{cfg.train.threads} is negative", "use 0 (auto: one thread per free core) or a count")
-    if d.max_row_bytes < 1:
-        bad("data.max_row_bytes", f"{d.max_row_bytes} is not a positive byte count", "use e.g. 1000000 (the default)")
-    if not 0.0 <= d.validation_fraction < 1.0:
-        bad("data.validation_fraction", f"{d.validation_fraction} is outside [0, 1)", "use e.g. 0.1")
-    if d.validation and d.validation_fraction > 0:
-        bad("data.validation_fraction", "both a validation file and a validation fraction are set",
-            "keep one: remove data.validation_fraction or data.validation")
-    if d.max_length < 8:
-        bad("data.max_length", f"{d.max_length} is too small", "use at least 8 tokens (typically 512-4096)")
-    for key, value in (("train.batch_size", t.batch_size), ("train.grad_accum", t.grad_accum),
-                       ("train.logging_steps", t.logging_steps), ("train.save_steps", t.save_steps),
-                       ("lora.r", lo.r), ("lora.alpha", lo.alpha)):
-        if value < 1:
-            bad(key, f"{value} must be at least 1", "use a positive integer")
-    if t.max_steps == 0 or t.max_steps < -1:
-        bad("train.max_steps", f"{t.max_steps} is not a step count", "use a positive number, or -1 to train by epochs")
-    if t.max_steps == -1 and t.epochs <= 0:
-        bad("train.epochs", f"{t.epochs} epochs with no max_steps trains nothing", "use epochs > 0 or set max_steps")
-    if not 0 < t.learning_rate < 1:
-        bad("train.learning_rate", f"{t.learning_rate} is outside (0, 1)", "LoRA uses ~1e-4..5e-4, full ~1e-5")
-    if not 0 <= t.warmup_ratio < 1:
-        bad("train.warmup_ratio", f"{t.warmup_ratio} is outside [0, 1)", "use e.g. 0.03")
-    for key, value in (("train.weight_decay", t.weight_decay), ("train.max_grad_norm", t.max_grad_norm)):
-        if value < 0:
-            bad(key, f"{value} is negative", "use 0 or a positive number")
-    if t.save_total_limit < 1:
-        bad("train.save_total_limit", f"{t.save_total_limit} keeps no checkpoint", "use at least 1 (resume needs one)")
-    if t.freeze and t.method != "full":
-        bad("train.freeze", "freezing layers applies to full fine-tuning", "set train.method=full, or drop freeze")
-    if lo.plus_ratio and (t.method != "lora" or lo.plus_ratio < 1):
-        bad("lora.plus_ratio", f"{lo.plus_ratio} needs train.method=lora and a ratio >= 1", "use e.g. 16, or 0")
-    if cfg.preference.beta <= 0:
-        bad("preference.beta", f"{cfg.preference.beta} must be positive", "use e.g. 0.1")
-    if not 0 <= cfg.preference.label_smoothing < 0.5:
-        bad("preference.label_smoothing", f"{cfg.preference.label_smoothing} is outside [0, 0.5)", "use e.g. 0.1")
-    if not 0 <= lo.dropout < 1:
-        bad("lora.dropout", f"{lo.dropout} is outside [0, 1)", "use e.g. 0.05")
-    if t.eval_steps < 0:
-        bad("train.eval_steps", f"{t.eval_steps} is negative", "use 0 (end of training only) or a step count")
-    if t.early_stopping_patience < 0:
-        bad("train.early_stopping_patience", f"{t.early_stopping_patience} is negative", "use 0 (off) or more")
-    if t.early_stopping_patience > 0 and t.eval_steps == 0:
-        bad("train.early_stopping_patience", "early stopping needs periodic evaluation",
-            "set train.eval_steps (e.g. 20) and validation data")
-    q = cfg.model.quantization
-    if q != "none" and t.method == "full":
-        bad("model.quantization", f"a {q} base cannot be fully fine-tuned (its weights are frozen integers)",
-            "use train.method=lora (QLoRA), or model.quantization=none")
-    if d.stride is not None and not 0 < d.stride <= d.max_length:
-        bad("data.stride", f"{d.stride} is outside 1..max_length ({d.max_length})", "use e.g. max_length // 2")
-    if d.task_prompt is not None and "{text}" not in d.task_prompt:
-        bad("data.task_prompt", "the template has no {text} placeholder", "e.g. 'Classify: {text}'")
-    r = cfg.rl
-    if cfg.recipe == "grpo" and not (r.reward_functions or r.reward_model):
-        bad("rl.reward_functions", "GRPO needs at least one reward", "list 'rewards.py:my_reward' functions "
-            "or set rl.reward_model")
-    if cfg.recipe == "ppo" and not r.reward_model:
-        bad("rl.reward_model", "PPO needs a reward model", "train one with recipe: reward and name its run directory")
-    if cfg.recipe == "grpo" and r.num_generations < 2:
-        bad("rl.num_generations", f"{r.num_generations} completions per prompt leave no group to compare",
-            "use at least 2 (4-16 is common)")
-    for key, value in (("rl.max_new_tokens", r.max_new_tokens), ("rl.ppo_epochs", r.ppo_epochs)):
-        if value < 1:
-            bad(key, f"{value} must be at least 1", "use a positive integer")
-    if not 0 < r.clip_range < 1:
-        bad("rl.clip_range", f"{r.clip_range} is outside (0, 1)", "use e.g. 0.2")
-    if r.temperature <= 0 or r.kl_coef < 0:
-        bad("rl.temperature" if r.temperature <= 0 else "rl.kl_coef", "must be positive", "use e.g. 1.0 / 0.05")
-    pv = cfg.privacy
-    if pv.enabled:
-        if cfg.recipe != "sft" or t.method != "lora":
-            bad("privacy.enabled", "DP-SGD is offered for LoRA SFT", "use recipe: sft with train.method: lora")
-        if not 0 < pv.delta < 1:
-            bad("privacy.delta", f"{pv.delta} is outside (0, 1)", "use less than 1 / training rows, e.g. 1e-5")
-        if pv.max_grad_norm <= 0 or pv.target_epsilon <= 0 or (pv.noise_multiplier is not None and pv.noise_multiplier < 0):
-            bad("privacy", "max_grad_norm, target_epsilon and noise_multiplier must be positive",
-                "use e.g. max_grad_norm 1.0, target_epsilon 8")
-        if d.packing:
-            bad("data.packing", "packed rows mix several people's rows into one sample, which breaks per-sample "
-                "privacy accounting", "set data.packing=false")
-    if cfg.sweep.trials < 1:
-        bad("sweep.trials", f"{cfg.sweep.trials} must be at least 1", "use e.g. 8")
-    if t.eval_steps > 0 and not (d.validation or d.validation_fraction > 0):
-        bad("train.eval_steps", "eval_steps is set but there is no validation data",
-            "set data.validation or data.validation_fraction, or set train.eval_steps=0")
-    _check_eval(cfg.eval, bad)
-
-
-def _check_eval(ev: EvalConfig, bad) -> None:
-    """The eval section's ranges; the suite file itself is read and checked by `train`/`validate`
-    before any training starts (eval/tasks.py::load_suite)."""
-    if ev.limit is not None and ev.limit < 1:
-        bad("eval.limit", f"{ev.limit} rows evaluates nothing", "use a positive number, or null for the suite's")
-    if ev.threshold < 0:
-        bad("eval.threshold", f"{ev.threshold} is negative", "use e.g. 0.05 (5% worse than base is flagged)")
-    if ev.samples < 0:
-        bad("eval.samples", f"{ev.samples} is negative", "use e.g. 3")
-
-
 # --------------------------------------------------------------------------- public
 
 
@@ -606,7 +487,7 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
     cfg = _build(RunConfig, raw, "", errors, lines, file)
     if cfg is not None and not errors.problems:
         cfg = _resolve_paths(cfg, base_dir, file)
-        _cross_check(cfg, errors, lines, file)
+        cross_check(cfg, errors, lines, file)
     errors.raise_if_any()
     return cfg
 
@@ -632,7 +513,8 @@ def _resolve_paths(cfg: RunConfig, base_dir: Path, file: str | None) -> RunConfi
                                validation=res(data.validation) if data.validation else None)
     name = cfg.name or (Path(file).stem if file else "run")
     ev = dataclasses.replace(cfg.eval, suite=res(cfg.eval.suite) if cfg.eval.suite else None)
-    return dataclasses.replace(cfg, data=data, name=name, eval=ev, config_path=str(Path(file).resolve()) if file else None)
+    return dataclasses.replace(cfg, data=data, name=name, eval=ev,
+                               config_path=str(Path(file).resolve()) if file else None)
 
 
 def to_dict(cfg) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunesmith.cli import main
-from tunesmith.config import describe
+from tunesmith import cli
+from tunesmith.cli import build_parser, main
+from tunesmith.config import EVAL_DTYPES, REGRESSION_THRESHOLD, describe
 from tunesmith.errors import TunesmithError
 
 COMMANDS = ("train", "validate", "config", "generate", "chat", "models")
@@ -231,3 +233,69 @@ def test_training_names_data_warnings_and_goes_on(tiny_config, tmp_path, capsys)
     err = capsys.readouterr().err
     assert f"{warned}:4: warning: blank line" in err
     assert (run_dir / "adapter").is_dir()
+
+
+# --------------------------------------------------------------------------- the command tables
+
+
+def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """A parser's sub-commands, {name: sub-parser}."""
+    (action,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return action.choices
+
+
+def every_command_line() -> list[list[str]]:
+    """Every command and nested sub-command, as the words before --help."""
+    lines = []
+    for name, parser in subparsers(build_parser()).items():
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        lines += [[name, sub] for sub in nested[0].choices] if nested else [[name]]
+    return lines
+
+
+def test_command_table_matches_the_parser():
+    assert list(subparsers(build_parser())) == list(cli.COMMANDS)
+    assert all(callable(add) and callable(run) for add, run in cli.COMMANDS.values())
+
+
+@pytest.mark.parametrize("words", every_command_line(), ids=" ".join)
+def test_every_command_help_parses(words, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*words, "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: tunesmith {' '.join(words)}")
+
+
+def test_data_dispatch_table_covers_every_data_subcommand():
+    data = subparsers(build_parser())["data"]
+    assert set(subparsers(data)) == set(cli.DATA_COMMANDS)
+    assert all(callable(run) for run in cli.DATA_COMMANDS.values())
+
+
+@pytest.mark.parametrize("flag", ["--max-tokens-limit", "--max-tokens"])
+def test_serve_max_tokens_limit_and_its_old_name(flag):
+    args = build_parser().parse_args(["serve", "m", flag, "77"])
+    assert args.max_tokens_limit == 77
+    assert not hasattr(args, "max_tokens")
+    assert build_parser().parse_args(["serve", "m"]).max_tokens_limit == 2048
+
+
+def test_serve_passes_max_tokens_limit_to_the_server(monkeypatch):
+    import tunesmith.api
+
+    seen = {}
+    monkeypatch.setattr(tunesmith.api, "serve", lambda target, **kw: seen.update(kw, target=target))
+    assert main(["serve", "m", "--max-tokens", "99"]) == 0
+    assert seen["target"] == "m" and seen["max_tokens_limit"] == 99
+
+
+def test_eval_defaults_and_choices_come_from_the_config():
+    parser = build_parser()
+    for words in (["eval", "run", "--suite", "s.yaml"], ["report", "run"]):
+        assert parser.parse_args(words).threshold == REGRESSION_THRESHOLD
+    assert parser.parse_args(["eval", "run", "--suite", "s.yaml"]).dtype == EVAL_DTYPES[0]
+    for dtype in EVAL_DTYPES:
+        assert parser.parse_args(["eval", "run", "--suite", "s.yaml", "--dtype", dtype]).dtype == dtype
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "run", "--suite", "s.yaml", "--dtype", "int8"])

@@ -346,7 +346,8 @@ def test_wrong_type_names_field_and_line(tmp_path):
     ("train.learning_rate", "true", "float"),
     ("train.method", "qlora",
      "'lora' | 'full' | 'vera' | 'ia3' | 'prompt_tuning' | 'prefix_tuning' | 'p_tuning'"),
-    ("data.format", "vicuna", "'auto' | 'alpaca' | 'chat' | 'sharegpt' | 'preference' | 'kto' | 'classification' | 'text' | 'prompt'"),
+    ("data.format", "vicuna",
+     "'auto' | 'alpaca' | 'chat' | 'sharegpt' | 'preference' | 'kto' | 'classification' | 'text' | 'prompt'"),
     ("data.train", "[1, 2]", "list of str"),
     ("model.gguf_file", "3", "str | NoneType"),
 ])
@@ -523,7 +524,7 @@ def test_describe_covers_every_field_with_help():
     assert sorted(keys) == sorted(expected)
     assert len(keys) == len(set(keys))
     assert "config_path" not in keys
-    for key, tp, default, help_text in rows:
+    for key, tp, _default, help_text in rows:
         assert isinstance(help_text, str) and help_text.strip(), f"{key} has no help"
         assert tp, f"{key} has no type text"
 
@@ -620,3 +621,132 @@ def test_eval_section_ranges_and_suite_path(tmp_path):
         load_config({"data": {"train": ["t.jsonl"]}, "eval": {"limit": 0, "threshold": -1, "samples": -2}})
     text = str(e.value)
     assert "eval.limit" in text and "eval.threshold" in text and "eval.samples" in text
+
+
+# --------------------------------------------------------------------------- refusals moved from the recipes
+
+GRPO = {"recipe": "grpo", "data": {"train": "/abs/t.jsonl"}, "rl": {"reward_functions": ["r.py:f"]}}
+PPO = {"recipe": "ppo", "data": {"train": "/abs/t.jsonl"}, "rl": {"reward_model": "runs/rm"}}
+DP = {"data": {"train": "/abs/t.jsonl"}, "privacy": {"enabled": True}}
+
+
+def refusal(source: dict, overrides: dict, field: str):
+    """The one problem load_config reports for `field`."""
+    with pytest.raises(TunesmithError) as info:
+        load_config(source, overrides)
+    return problem_for(info.value, field)
+
+
+def test_rl_and_dp_baselines_load():
+    assert load_config(GRPO, {"train.batch_size": 8}).rl.num_generations == 4
+    assert load_config(PPO).train.method == "lora"
+    assert load_config(DP).privacy.enabled
+
+
+def test_grpo_batch_must_hold_whole_groups():
+    p = refusal(GRPO, {"train.batch_size": 6}, "train.batch_size")
+    assert p.problem == "a step's 6 x 1 = 6 completions do not split into groups of rl.num_generations = 4"
+    assert p.fix == "make train.batch_size x train.grad_accum a multiple of 4, e.g. train.batch_size=8"
+    assert load_config(GRPO, {"train.batch_size": 2, "train.grad_accum": 2}).train.grad_accum == 2  # 2 x 2 = 4
+
+
+def test_grpo_batch_check_names_its_yaml_line(tmp_path):
+    cfg_file = write(tmp_path / "grpo.yaml", """
+        recipe: grpo
+        data:
+          train: t.jsonl
+        rl:
+          reward_functions: [r.py:f]
+        train:
+          batch_size: 3
+    """)
+    with pytest.raises(TunesmithError) as info:
+        load_config(cfg_file)
+    p = problem_for(info.value, "train.batch_size")
+    assert (p.file, p.line) == (str(cfg_file), 7)
+
+
+def test_ppo_refuses_reward_functions():
+    p = refusal(PPO, {"rl.reward_functions": ["r.py:f"]}, "rl.reward_functions")
+    assert p.problem == "PPO scores completions with rl.reward_model only; the reward functions would be ignored"
+    assert p.fix == "remove rl.reward_functions, or use recipe: grpo for Python rewards"
+
+
+@pytest.mark.parametrize("method", ["full", "prompt_tuning"])
+def test_ppo_needs_a_method_whose_adapter_switches_off(method):
+    from tunesmith.config import PPO_METHODS
+
+    assert PPO_METHODS == ("lora", "vera", "ia3")
+    p = refusal(PPO, {"train.method": method}, "train.method")
+    assert p.problem == f"PPO needs an adapter the reference can switch off; train.method is {method}"
+    assert p.fix == "use train.method: lora / vera / ia3"
+    for ok in PPO_METHODS:
+        assert load_config(PPO, {"train.method": ok}).train.method == ok
+
+
+@pytest.mark.parametrize("base", [GRPO, PPO], ids=["grpo", "ppo"])
+def test_rl_max_new_tokens_leaves_room_for_the_prompt(base):
+    p = refusal(base, {"rl.max_new_tokens": 64, "data.max_length": 64, "train.batch_size": 8}, "rl.max_new_tokens")
+    assert p.problem == "rl.max_new_tokens (64) leaves no room for the prompt in data.max_length (64)"
+    assert p.fix == "raise data.max_length or lower rl.max_new_tokens"
+
+
+def test_rl_max_new_tokens_is_not_checked_for_other_recipes():
+    cfg = load_config({"data": {"train": "/abs/t.jsonl", "max_length": 32}, "rl": {"max_new_tokens": 48}})
+    assert cfg.recipe == "sft" and cfg.rl.max_new_tokens > cfg.data.max_length
+
+
+def test_dp_refuses_gradient_checkpointing():
+    p = refusal(DP, {"train.gradient_checkpointing": True}, "train.gradient_checkpointing")
+    assert p.problem == ("train.gradient_checkpointing recomputes activations, which opacus's per-sample gradient "
+                         "hooks would record twice")
+    assert p.fix == "set train.gradient_checkpointing=false (LoRA activations fit)"
+
+
+def test_dp_refuses_early_stopping():
+    p = refusal(DP, {"train.early_stopping_patience": 2, "train.eval_steps": 10, "data.validation_fraction": 0.1},
+                "train.early_stopping_patience")
+    assert p.problem == "early stopping keeps a best checkpoint; DP runs write no checkpoints"
+    assert p.fix == "set train.early_stopping_patience=0"
+
+
+def test_dp_refuses_dora():
+    p = refusal(DP, {"lora.use_dora": True}, "lora.use_dora")
+    assert "DoRA's magnitude vector is not an nn.Linear" in p.problem
+    assert p.fix == "use plain LoRA: lora.use_dora=false"
+    assert load_config(DP, {"privacy.enabled": False, "lora.use_dora": True}).lora.use_dora  # only DP refuses it
+
+
+def test_problems_from_several_sections_are_reported_together(tmp_path):
+    cfg_file = write(tmp_path / "many.yaml", """
+        recipe: ppo
+        data:
+          train: t.jsonl
+          clean:
+            ngram: 2
+        train:
+          method: full
+          gradient_checkpointing: true
+        lora:
+          dropout: 1.5
+        preference:
+          beta: 0
+        rl:
+          reward_model: runs/rm
+          reward_functions: [r.py:f]
+        privacy:
+          enabled: true
+        sweep:
+          trials: 0
+        eval:
+          samples: -1
+    """)
+    with pytest.raises(TunesmithError) as info:
+        load_config(cfg_file)
+    err = info.value
+    located = {(p.field, p.line) for p in err.problems}
+    assert located == {("data.clean.ngram", 5), ("train.method", 7), ("train.gradient_checkpointing", 8),
+                       ("lora.dropout", 10), ("preference.beta", 12), ("rl.reward_functions", 15),
+                       ("privacy.enabled", 17), ("sweep.trials", 19), ("eval.samples", 21)}
+    assert all(p.file == str(cfg_file) and p.fix for p in err.problems)
+    assert str(err).startswith(f"{cfg_file}: invalid config:")
