@@ -67,6 +67,28 @@ def load(run_or_model: str) -> Loaded:
     return Loaded(load_model(source).eval(), load_tokenizer(source), source.spec)
 
 
+@dataclass
+class Generator:
+    """A loaded model as the plain function that data augmentation and synthesis take:
+    `generator(conversations, max_new_tokens=..., temperature=..., seed=...)` returns the replies.
+
+    They take a function rather than load a model themselves, so tunesmith.data never imports the
+    model stage, and a test (or another backend) can hand them any function of that shape.
+    `count_tokens` lets them tell a reply cut off at max_new_tokens from a finished one."""
+
+    loaded: Loaded
+
+    @property
+    def description(self) -> str:
+        return self.loaded.description
+
+    def __call__(self, conversations: list[list[dict]], **sampling) -> list[str]:
+        return generate(self.loaded, conversations, **sampling)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
 def _pad(tok):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

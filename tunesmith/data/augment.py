@@ -299,6 +299,11 @@ def replace_synonyms(text: str, rate: float, rng: random.Random, *, table: dict 
 
 # --------------------------------------------------------------------------- model rewrites
 
+# A model as a function: (conversations, *, max_new_tokens, temperature, seed) -> one reply per
+# conversation, e.g. tunesmith.inference.Generator(tunesmith.load(NAME)). Rewrites take one rather
+# than load a model, so that this module never imports the model stage (or tunesmith.api).
+Generate = Callable[..., list[str]]
+
 
 @cache
 def _prompts() -> dict:
@@ -319,23 +324,25 @@ def _clean_reply(reply: str) -> str:
     return text
 
 
-def generate_replies(loaded, prompts: list[str], *, max_new_tokens: int, temperature: float, seed: int,
-                     batch_size: int = 8) -> list[tuple[str, bool]]:
-    """(cleaned reply, cut) for each prompt, through tunesmith.generate in batches of `batch_size`.
+def generate_replies(generate: Generate, prompts: list[str], *, max_new_tokens: int, temperature: float,
+                     seed: int, batch_size: int = 8) -> list[tuple[str, bool]]:
+    """(cleaned reply, cut) for each prompt, sent as a one-turn user conversation through
+    `generate` in batches of `batch_size` (the seed moves on with each batch).
 
     `cut` says the reply used up all `max_new_tokens` and so stopped mid-sentence: half a
-    paraphrase or half an answer is a worse training row than none, but the caller decides.
+    paraphrase or half an answer is a worse training row than none, but the caller decides. Only
+    a `generate` that can count tokens (`generate.count_tokens`, as inference.Generator can)
+    tells a cut reply from a finished one; other functions' replies count as finished.
     """
-    from tunesmith.api import generate
-
+    count_tokens = getattr(generate, "count_tokens", None)
     out: list[tuple[str, bool]] = []
     for i in range(0, len(prompts), batch_size):
-        replies = generate(loaded, prompts[i:i + batch_size], max_new_tokens=max_new_tokens,
-                           temperature=temperature, seed=seed + i)
+        conversations = [[{"role": "user", "content": p}] for p in prompts[i:i + batch_size]]
+        replies = generate(conversations, max_new_tokens=max_new_tokens, temperature=temperature, seed=seed + i)
         for reply in replies:
-            n_tokens = len(loaded.tokenizer(reply, add_special_tokens=False)["input_ids"])
             # -1: decoding and re-encoding can merge the last two tokens into one.
-            out.append((_clean_reply(reply), n_tokens >= max_new_tokens - 1))
+            cut = count_tokens is not None and count_tokens(reply) >= max_new_tokens - 1
+            out.append((_clean_reply(reply), cut))
     return out
 
 
@@ -343,29 +350,30 @@ def _whole(replies: list[tuple[str, bool]]) -> list[str]:
     return ["" if cut else text for text, cut in replies]
 
 
-def paraphrase(texts: list[str], loaded_model, *, max_new_tokens: int = 256, temperature: float = 0.7,
+def paraphrase(texts: list[str], generate: Generate, *, max_new_tokens: int = 256, temperature: float = 0.7,
                seed: int = 0, batch_size: int = 8) -> list[str]:
-    """A paraphrase of each text by a local model (tunesmith.load(...)); "" where it gave none."""
+    """A paraphrase of each text by a model's `generate` function; "" where it gave none."""
     template = _prompts()["paraphrase"]
-    return _whole(generate_replies(loaded_model, [template.format(text=t) for t in texts],
+    return _whole(generate_replies(generate, [template.format(text=t) for t in texts],
                                    max_new_tokens=max_new_tokens, temperature=temperature, seed=seed,
                                    batch_size=batch_size))
 
 
-def back_translate(texts: list[str], loaded_model, pivot: str = "French", *, source: str = "English",
+def back_translate(texts: list[str], generate: Generate, pivot: str = "French", *, source: str = "English",
                    max_new_tokens: int = 256, temperature: float = 0.0, seed: int = 0,
                    batch_size: int = 8) -> list[str]:
-    """Each text translated into `pivot` and back by a local model; "" where a step gave nothing.
+    """Each text translated into `pivot` and back by a model's `generate` function; "" where a
+    step gave nothing.
 
     Greedy by default: the round trip itself is what rewords the text, and sampling on top of it
     mostly adds translation errors.
     """
     template = _prompts()["translate"]
     kw = dict(max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, batch_size=batch_size)
-    there = _whole(generate_replies(loaded_model, [template.format(text=t, source=source, target=pivot)
+    there = _whole(generate_replies(generate, [template.format(text=t, source=source, target=pivot)
                                                    for t in texts], **kw))
     todo = [i for i, t in enumerate(there) if t and _in_language(t, pivot)]
-    back = _whole(generate_replies(loaded_model, [template.format(text=there[i], source=pivot, target=source)
+    back = _whole(generate_replies(generate, [template.format(text=there[i], source=pivot, target=source)
                                                   for i in todo], **kw))
     out = [""] * len(texts)
     for i, text in zip(todo, back):
@@ -413,7 +421,7 @@ def _eligible(ex: Example, answers: bool) -> bool:
     return answers or ex.kind == "classification" or any(m.get("role") == "user" for m in ex.messages or [])
 
 
-def _check_methods(methods: list[str], fraction: float, model) -> None:
+def _check_methods(methods: list[str], fraction: float, generate: Generate | None) -> None:
     problems = []
     for m in methods:
         if m not in METHODS:
@@ -421,23 +429,24 @@ def _check_methods(methods: list[str], fraction: float, model) -> None:
             problems.append(f"unknown method {m!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     if not 0.0 <= fraction <= 1.0:
         problems.append(f"fraction={fraction!r} is outside [0, 1]")
-    if model is None and any(m in _MODEL_METHODS for m in methods):
+    if generate is None and any(m in _MODEL_METHODS for m in methods):
         problems.append(f"methods {sorted(set(methods) & set(_MODEL_METHODS))} need a model")
     if problems:
-        raise fail("; ".join(problems), f"methods are {', '.join(METHODS)}; pass model= (a tunesmith.load() "
-                   "result or a model name) for paraphrase and back_translate", field="augment")
+        raise fail("; ".join(problems), f"methods are {', '.join(METHODS)}; for paraphrase and back_translate give "
+                   "a model: --model NAME on the command line, model=NAME to tunesmith.api.data_augment, "
+                   "generate= to augment_examples", field="augment")
 
 
-def _rewrite_batch(chosen: list[Example], method: str, model, answers: bool, seed: int,
+def _rewrite_batch(chosen: list[Example], method: str, generate: Generate, answers: bool, seed: int,
                    pivot: str) -> list[Example | None]:
     """Model rewrites for every selected record in one batched call (None where one failed)."""
     texts: list[str] = []
     for ex in chosen:  # first pass: collect the texts in the order _map_prompt visits them
         _map_prompt(ex, lambda t: texts.append(t) or t, answers)
     if method == "paraphrase":
-        new = paraphrase(texts, model, seed=seed)
+        new = paraphrase(texts, generate, seed=seed)
     else:
-        new = back_translate(texts, model, pivot, seed=seed)
+        new = back_translate(texts, generate, pivot, seed=seed)
     replies = iter(new)
     failed: list[str] = []
 
@@ -456,7 +465,7 @@ def _rewrite_batch(chosen: list[Example], method: str, model, answers: bool, see
 
 
 def augment_examples(examples: list[Example], *, methods: list[str], fraction: float, seed: int,
-                     model=None, rate: float = 0.1, answers: bool = False, pivot: str = "French",
+                     generate: Generate | None = None, rate: float = 0.1, answers: bool = False, pivot: str = "French",
                      entity_table: dict | None = None, synonym_table: dict | None = None
                      ) -> tuple[list[Example], dict]:
     """Augmented copies of a `fraction` of the records, for each method, and a report.
@@ -466,13 +475,10 @@ def augment_examples(examples: list[Example], *, methods: list[str], fraction: f
     extra["synthetic"] = True, extra["augmented_by"] = method. A copy that came out unchanged
     (no article to drop, no entity to swap) or that the model failed on is not returned, and is
     counted. Only the copies are returned: pass them with the originals to
-    synth.finalize_synthetic to dedup and cap them.
+    synth.finalize_synthetic to dedup and cap them. paraphrase and back_translate need `generate`
+    (see Generate).
     """
-    _check_methods(methods, fraction, model)
-    if isinstance(model, str):
-        from tunesmith.api import load
-
-        model = load(model)
+    _check_methods(methods, fraction, generate)
     eligible = [i for i, ex in enumerate(examples) if _eligible(ex, answers)]
     text_fns = {
         "typos": lambda rng: lambda t: add_typos(t, rate, rng),
@@ -487,7 +493,7 @@ def augment_examples(examples: list[Example], *, methods: list[str], fraction: f
         picked = sorted(rng.sample(eligible, round(fraction * len(eligible))))
         chosen = [examples[i] for i in picked]
         if method in _MODEL_METHODS:
-            copies = _rewrite_batch(chosen, method, model, answers, seed, pivot)
+            copies = _rewrite_batch(chosen, method, generate, answers, seed, pivot)
         elif method == "swap_entities":
             copies = [swap_entities_record(ex, rng, entity_table) for ex in chosen]
         else:

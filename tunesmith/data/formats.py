@@ -426,7 +426,7 @@ def task_examples(examples: list[Example], template: str | None) -> list[Example
     for ex in examples:
         if ex.kind == "classification":
             prompt = (template or "{text}").replace("{text}", ex.extra["text"])
-            ex = Example([{"role": "user", "content": prompt}, {"role": "assistant", "content": str(ex.extra["label"])}],
-                         ex.file, ex.line, "chat", {"label": ex.extra["label"]})
+            turns = [{"role": "user", "content": prompt}, {"role": "assistant", "content": str(ex.extra["label"])}]
+            ex = Example(turns, ex.file, ex.line, "chat", {"label": ex.extra["label"]})
         out.append(ex)
     return out

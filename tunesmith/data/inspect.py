@@ -3,8 +3,9 @@
 `statistics` answers the questions behind most failed fine-tunes: how many rows survive, how long
 they are under the real tokenizer, what the max-length policy does, what share of tokens carries
 loss, whether the end-of-turn token is trained (a model that never learns to stop rambles), and
-whether rows repeat. `render_terminal` / `render_html` show tokenized rows with trained tokens
-highlighted.
+whether rows repeat; `split_report` is one split's part of `tunesmith validate`'s report.
+`preview_rows` tokenizes the first rows, which `render_terminal` / `render_html` show with
+trained tokens highlighted.
 """
 
 from __future__ import annotations
@@ -13,8 +14,17 @@ import hashlib
 import html
 import json
 from collections import Counter
+from dataclasses import replace
 
-from tunesmith.data.templates import IGNORE_INDEX, tokenize_conversation
+from tunesmith.data.formats import Example, task_examples
+from tunesmith.data.templates import (
+    IGNORE_INDEX,
+    PrepStats,
+    Tokenized,
+    tokenize_conversation,
+    tokenize_examples,
+    tokenize_text,
+)
 
 
 def _fingerprint(ex) -> str:
@@ -71,6 +81,64 @@ def statistics(examples: list, tokenized_stats, tokenized_rows: list, tokenizer,
         "end_of_turn_trained": {"rows": ends_trained, "of": len(tokenized_rows),
                                 "tokens": sorted(tokenizer.convert_ids_to_tokens(sorted(eot))) if eot else []},
     }
+
+
+def conversation_view(ex: Example) -> list[dict] | None:
+    """The conversation a record trains on (None for raw text and classification rows)."""
+    if ex.kind == "chat":
+        return ex.messages
+    if ex.kind == "preference":
+        return ex.messages + ex.extra["chosen"]
+    if ex.kind == "kto":
+        return ex.messages + ex.extra["completion"]
+    return None
+
+
+def split_report(examples: list[Example], tokenizer, data, kinds: tuple[str, ...] | None) -> dict:
+    """One split's summary for `tunesmith validate`: tokenization counts, kinds, template problems
+    and `statistics`. `data` is the config's DataConfig section; `kinds` the record kinds the
+    recipe trains on (None: any)."""
+    if kinds == ("text",):  # continued pre-training: windows over the concatenated documents
+        rows, stats = tokenize_text(tokenizer, examples, data.max_length, data.stride)
+        return {**stats.summary(), "windows": len(rows), "kinds": {"text": len(examples)}, "template_problems": []}
+    if kinds and "chat" in kinds:  # sft: classification rows are text -> label tasks
+        examples = task_examples(examples, data.task_prompt)
+    convs = [replace(e, messages=conversation_view(e)) for e in examples]
+    chats = [e for e in convs if e.messages is not None]
+    rows, stats, problems = tokenize_examples(tokenizer, chats, data.max_length, data.overlong,
+                                              data.train_on) if chats else ([], PrepStats(), [])
+    _add_plain_rows(tokenizer, examples, convs, stats, rows, data.max_length, data.overlong)
+    return {**stats.summary(), "kinds": dict(Counter(e.kind for e in examples)),
+            "template_problems": [str(p) for p in problems[:20]],
+            "statistics": statistics(examples, stats, rows, tokenizer, data.max_length, data.overlong)}
+
+
+def _add_plain_rows(tokenizer, examples: list[Example], convs: list[Example], stats: PrepStats,
+                    rows: list[Tokenized], max_length: int, overlong: str) -> None:
+    """Raw text, classification and prompt rows (no conversation to mask) counted by their length,
+    under the same max-length policy, so that the statistics cover every row."""
+    for orig, e in zip(examples, convs):
+        if e.messages is not None:
+            continue
+        text = (tokenizer.apply_chat_template(orig.messages, tokenize=False, add_generation_prompt=True)
+                if orig.kind == "prompt" else e.extra["text"])
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        stats.rows += 1
+        stats.lengths.append(len(ids))
+        if len(ids) <= max_length or overlong == "truncate":
+            stats.kept += 1
+            stats.tokens += min(len(ids), max_length)
+            rows.append(Tokenized(ids[:max_length], list(ids[:max_length])))
+        else:
+            stats.dropped_overlong += 1
+
+
+def preview_rows(examples: list[Example], tokenizer, n: int, train_on: str = "assistant"
+                 ) -> tuple[list[Example], list[Tokenized]]:
+    """The first `n` records that train on a conversation, and each one tokenized with its loss mask."""
+    chats = [replace(e, messages=conversation_view(e)) for e in examples]
+    chats = [e for e in chats if e.messages is not None][:n]
+    return chats, [tokenize_conversation(tokenizer, e.messages, train_on) for e in chats]
 
 
 def _segments(tokenizer, row) -> list[tuple[str, bool]]:

@@ -1,4 +1,4 @@
-"""Packing short examples into full sequences, and windowing raw text for continued pre-training.
+"""Packing short examples into full sequences.
 
 Packed rows carry `position_ids` that restart at 0 for every example. transformers (5.x,
 masking_utils.find_packed_sequence_indices) turns restarting position ids into a block-diagonal
@@ -14,7 +14,11 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 
-from tunesmith.data.templates import IGNORE_INDEX, Tokenized
+# windows lives in templates.py (tokenize_text cuts raw text with it), so that pack imports
+# templates and never the reverse; it is re-exported here for its older importers.
+from tunesmith.data.templates import IGNORE_INDEX, Tokenized, windows
+
+__all__ = ["Packed", "pack", "windows"]
 
 
 @dataclass
@@ -78,23 +82,3 @@ def _padded_efficiency(rows: list[Tokenized], batch: int = 8) -> float:
         total += max(chunk) * len(chunk)
         real += sum(chunk)
     return round(real / total, 4) if total else 0.0
-
-
-def windows(ids: list[int], max_length: int, stride: int | None = None) -> list[Tokenized]:
-    """Raw-text token ids cut into windows of max_length; consecutive windows overlap by
-    max_length - stride tokens. The overlap is context only: each token is a target exactly once
-    (the evaluation convention of the transformers perplexity guide, applied to training)."""
-    stride = stride or max_length
-    if not 0 < stride <= max_length:
-        raise ValueError(f"stride {stride} must be in 1..max_length ({max_length})")
-    out, start, trained_to = [], 0, 0
-    while start < len(ids):
-        end = min(start + max_length, len(ids))
-        chunk = ids[start:end]
-        labels = [tok if start + k >= trained_to else IGNORE_INDEX for k, tok in enumerate(chunk)]
-        out.append(Tokenized(chunk, labels))
-        trained_to = end
-        if end == len(ids):
-            break
-        start += stride
-    return out

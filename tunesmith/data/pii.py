@@ -87,7 +87,7 @@ def _iban(candidate: str) -> int | None:
     if length is None:
         return None
     kept, end = [], 0
-    for end, c in enumerate(candidate, start=1):
+    for end, c in enumerate(candidate, start=1):  # noqa: B007 - `end` is read after the loop
         if c != " ":
             kept.append(c)
             if len(kept) == length:

@@ -20,7 +20,8 @@ from fractions import Fraction
 from functools import cache
 from pathlib import Path
 
-from tunesmith.data import clean
+from tunesmith.data import augment, clean
+from tunesmith.data.augment import Generate
 from tunesmith.data.curate import MAX_LISTED, joined
 from tunesmith.data.dedup import exact_duplicates, near_duplicates, words
 from tunesmith.data.formats import Example
@@ -178,12 +179,13 @@ def _new_tasks(shots: list[list[dict]], replies: list[tuple[str, bool]], known: 
     return tasks
 
 
-def self_instruct(seed_tasks: list[dict], loaded_model, *, n: int, seed: int, max_new_tokens: int = 256,
+def self_instruct(seed_tasks: list[dict], generate: Generate, *, n: int, seed: int, max_new_tokens: int = 256,
                   batch_size: int = 8, num_examples: int = 3, temperature: float = 0.7,
                   max_rounds: int | None = None, report: dict | None = None) -> list[dict]:
     """Up to `n` new alpaca-style rows {instruction, input, output, synthetic: True, truncated, ...}.
 
-    Each round asks the model (a tunesmith.load() result) for a batch of new instructions, each
+    Each round asks the model (its `generate` function, see augment.Generate; a `description`
+    attribute, as inference.Generator has, names it in the rows) for a batch of new instructions, each
     prompt showing `num_examples` tasks sampled from the seeds (one of them from the rows made so
     far, once there are some, as the paper does), then answers the usable ones greedily: the
     instruction needs variety, the answer the model's best guess. Instructions that repeat a
@@ -193,8 +195,6 @@ def self_instruct(seed_tasks: list[dict], loaded_model, *, n: int, seed: int, ma
     that never follows the format ends with fewer rows rather than looping. `report`, if given,
     receives the counts of prompts sent and replies skipped by reason.
     """
-    from tunesmith.data.augment import generate_replies
-
     _check_args(seed_tasks, n, num_examples, batch_size)
     rng = random.Random(seed)
     seeds = [_seed_task(t) for t in seed_tasks]
@@ -214,18 +214,18 @@ def self_instruct(seed_tasks: list[dict], loaded_model, *, n: int, seed: int, ma
                 sample[-1] = rng.choice(rows)
             shots.append(sample)
         prompts += len(shots)
-        replies = generate_replies(loaded_model, [_task_prompt(s) for s in shots], temperature=temperature,
-                                   seed=seed * 1000 + r, **kw)
+        replies = augment.generate_replies(generate, [_task_prompt(s) for s in shots], temperature=temperature,
+                                           seed=seed * 1000 + r, **kw)
         tasks = _new_tasks(shots, replies, known, skipped)
-        answers = generate_replies(loaded_model, [_user_turn(t["instruction"], t["input"]) for t, _ in tasks],
-                                   temperature=0.0, seed=seed, **kw)
+        answers = augment.generate_replies(generate, [_user_turn(t["instruction"], t["input"]) for t, _ in tasks],
+                                           temperature=0.0, seed=seed, **kw)
         for (task, shown), (answer, cut) in zip(tasks, answers):
             answer = parse_answer(answer)
             if not answer:
                 skipped["empty_answer"] += 1
             elif len(rows) < n:
                 rows.append({**task, "output": answer, "synthetic": True, "truncated": cut,
-                             "generator": getattr(loaded_model, "description", ""), "shown": shown})
+                             "generator": getattr(generate, "description", ""), "shown": shown})
     if report is not None:
         report.update({"prompts": prompts, "rows": len(rows), "skipped": dict(skipped)})
     return rows

@@ -145,11 +145,9 @@ def tokenize_examples(tokenizer, examples, max_length: int, overlong: str = "dro
 
 def tokenize_text(tokenizer, examples, max_length: int, stride: int | None = None) -> tuple[list[Tokenized], PrepStats]:
     """Raw text for continued pre-training: every document is tokenized with EOS after it, the
-    documents are concatenated and cut into max_length windows (data/pack.py::windows). No chat
+    documents are concatenated and cut into max_length windows (`windows` below). No chat
     template and no loss mask: every token is a target once. Concatenating rather than padding each
     document keeps every position a real token, and EOS teaches where documents end."""
-    from tunesmith.data.pack import windows
-
     stats = PrepStats()
     stream: list[int] = []
     texts = [ex.extra["text"] for ex in examples]
@@ -185,3 +183,23 @@ def _keep(t: Tokenized, stats: PrepStats, rows: list[Tokenized], max_length: int
     stats.tokens += len(t.input_ids)
     stats.loss_tokens += n_loss
     rows.append(t)
+
+
+def windows(ids: list[int], max_length: int, stride: int | None = None) -> list[Tokenized]:
+    """Raw-text token ids cut into windows of max_length; consecutive windows overlap by
+    max_length - stride tokens. The overlap is context only: each token is a target exactly once
+    (the evaluation convention of the transformers perplexity guide, applied to training)."""
+    stride = stride or max_length
+    if not 0 < stride <= max_length:
+        raise ValueError(f"stride {stride} must be in 1..max_length ({max_length})")
+    out, start, trained_to = [], 0, 0
+    while start < len(ids):
+        end = min(start + max_length, len(ids))
+        chunk = ids[start:end]
+        labels = [tok if start + k >= trained_to else IGNORE_INDEX for k, tok in enumerate(chunk)]
+        out.append(Tokenized(chunk, labels))
+        trained_to = end
+        if end == len(ids):
+            break
+        start += stride
+    return out

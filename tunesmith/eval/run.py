@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tunesmith import runs
+from tunesmith.config import EVAL_DTYPES, REGRESSION_THRESHOLD
 from tunesmith.errors import fail
 from tunesmith.eval import tasks as T
 
@@ -77,17 +78,18 @@ def _say(show: bool, text: str) -> None:
         print(f"tunesmith eval: {text}", file=sys.stderr, flush=True)
 
 
-def evaluate(target: str | Path, suite_path: str | Path, *, out_dir: str | Path | None = None,
-             limit: int | None = None, threshold: float = 0.05, compare_base: bool = True,
-             judge: str | None = None, samples: int = 3, dtype: str = "float32", show_progress: bool = True) -> Path:
+def evaluate(target: str | Path, suite_path: str | Path, *, out: str | Path | None = None,
+             limit: int | None = None, threshold: float = REGRESSION_THRESHOLD, compare_base: bool = True,
+             judge: str | None = None, samples: int = 3, dtype: str = "float32",
+             show_progress: bool = True) -> Path:
     """Run the suite; returns the folder holding report.html. A run directory is evaluated in place
-    (base vs tuned); any other model writes to `out_dir` (default evals/<model name>)."""
+    (base vs tuned) unless `out` is given; any other model writes to `out` (default evals/<model name>)."""
     suite = T.load_suite(suite_path, limit)
     target = str(target)
-    if dtype not in ("float32", "bfloat16", "float16"):
+    if dtype not in EVAL_DTYPES:
         raise fail(f"dtype {dtype!r} is not supported for evaluation", "use float32 (exact) or bfloat16 (faster)")
     subjects, run_dir = _subjects(target, compare_base, dtype)
-    out = Path(out_dir) if out_dir else run_dir or Path("evals") / _slug(target)
+    out = Path(out) if out else run_dir or Path("evals") / _slug(target)
     (out / "eval" / "outputs").mkdir(parents=True, exist_ok=True)
     encoder = _encoder_if_needed(suite)
     per_task: dict[str, dict] = {t.name: {"metrics": {}, "records": {}, "lengths": {}} for t in suite.tasks}
@@ -212,7 +214,7 @@ def _write_outputs(path: Path, slot: dict) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_report(out: Path, threshold: float = 0.05, results: dict | None = None) -> tuple[Path, Path]:
+def write_report(out: Path, threshold: float = REGRESSION_THRESHOLD, results: dict | None = None) -> tuple[Path, Path]:
     """(Re)render report.html and report.md from eval/results.json (or the `results` just written)
     and, for a run, its loss curve."""
     from tunesmith.eval.report import render
@@ -223,7 +225,8 @@ def write_report(out: Path, threshold: float = 0.05, results: dict | None = None
     return render(results, out, threshold=threshold, loss_curve=curve, title=f"tunesmith evaluation: {out.name}")
 
 
-def compare_runs(targets: list[str | Path], out_dir: str | Path, threshold: float = 0.05) -> tuple[Path, Path]:
+def compare_runs(targets: list[str | Path], out: str | Path,
+                 threshold: float = REGRESSION_THRESHOLD) -> tuple[Path, Path]:
     """`tunesmith report RUN1 RUN2 ...`: each evaluated run side by side."""
     from tunesmith.eval.report import render_comparison
 
@@ -233,7 +236,7 @@ def compare_runs(targets: list[str | Path], out_dir: str | Path, threshold: floa
         if not (path / RESULTS).is_file():
             raise fail(f"{path} has no {RESULTS}", f"evaluate it first: tunesmith eval {path} --suite SUITE.yaml")
         loaded.append((path.name, json.loads((path / RESULTS).read_text(encoding="utf-8"))))
-    return render_comparison(loaded, Path(out_dir), threshold=threshold)
+    return render_comparison(loaded, Path(out), threshold=threshold)
 
 
 def _encoder_if_needed(suite):

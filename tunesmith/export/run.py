@@ -31,21 +31,22 @@ FORMATS = ("hf", "gguf", "ollama")
 _CONVERTED = ("f32", "f16", "bf16", "q8_0")  # written by llama.cpp's converter; the rest are quantized from f16
 
 
-def export(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None, *, gguf_types=("q8_0",),
+def export(run_dir: str | Path, fmt: str, out: str | Path | None = None, *, quant=("q8_0",),
            force: bool = False, parity_prompts: int = 8, max_new_tokens: int = parity.MAX_NEW_TOKENS) -> Path:
     """Export a finished run as `fmt` (hf, gguf or ollama); returns the export directory.
 
-    gguf_types: GGUF types to write (f16, bf16, f32, q8_0, q4_k_m, ...; ollama uses the first);
+    out: the export folder (default RUN/export); quant: GGUF types to write (f16, bf16, f32, q8_0, q4_k_m, ...,
+    a list or a comma string; ollama uses the first);
     parity_prompts: rows of the run's data added to the generic parity prompts (more rows are added
     while the replies give fewer than parity.MIN_POSITIONS positions); max_new_tokens: the most
     tokens of each greedy reply compared."""
     if fmt not in FORMATS:
         raise fail(f"unknown export format '{fmt}'", f"use one of: {', '.join(FORMATS)}", field="--format")
-    gguf_types = tuple(gguf_types) if not isinstance(gguf_types, str) else tuple(gguf_types.split(","))
+    gguf_types = tuple(quant) if not isinstance(quant, str) else tuple(quant.split(","))
     if fmt != "hf" and not gguf_types:
         raise fail(f"--format {fmt} needs at least one GGUF type", "e.g. --quant q8_0 or --quant q8_0,q4_k_m")
     run_dir = Path(run_dir)
-    out = Path(out_dir) if out_dir else run_dir / "export"
+    out = Path(out) if out else run_dir / "export"
     t0 = time.time()
     info = merge.export_hf(run_dir, out)  # checks the run first: unfinished / classifier runs stop here
     hf = Path(info["hf_dir"])
@@ -141,7 +142,7 @@ def _check_parity(run_dir: Path, artefacts: list, n_prompts: int, max_new_tokens
     del loaded
     gc.collect()
     results = []
-    for name, kind, make in artefacts:
+    for _name, kind, make in artefacts:
         cand = make()
         try:
             results.append(parity.compare(ref, cand, kind=kind))

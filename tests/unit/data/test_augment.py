@@ -202,7 +202,7 @@ def test_augment_examples_labels_counts_and_keeps_answers():
                                 fraction=0.5, seed=3, rate=0.5)
     assert [texts_of(e) for e in out] == [texts_of(e) for e in again]
     assert report["records"] == 20 and report["created"] == len(out)
-    for method, counts in report["methods"].items():
+    for _method, counts in report["methods"].items():
         assert counts["selected"] == 10
         assert counts["created"] + counts["unchanged"] + counts["failed"] == 10
     by_source = {(e.file, e.line): e for e in data}
@@ -239,7 +239,10 @@ def test_augment_examples_refuses_bad_arguments():
 
 @pytest.fixture(scope="module")
 def tiny(tiny_model_dir):
-    return tunesmith.load(tiny_model_dir)
+    """The tiny model as the generate function that rewrites take."""
+    from tunesmith.inference import Generator
+
+    return Generator(tunesmith.load(tiny_model_dir))
 
 
 def test_paraphrase_and_back_translate_shapes(tiny):
@@ -256,9 +259,9 @@ def test_augment_examples_with_a_model(tiny, monkeypatch):
     # The random tiny model rarely stops before max_new_tokens, so it would fail every row: swap
     # in fixed replies to check the plumbing (batching, putting rewrites back, labels).
     replies = iter([f"Sure! Here is the paraphrase:\nA rewritten question number {i}." for i in range(99)])
-    monkeypatch.setattr(augment, "generate_replies", lambda loaded, prompts, **kw: [
+    monkeypatch.setattr(augment, "generate_replies", lambda generate, prompts, **kw: [
         (augment._clean_reply(next(replies)), i % 3 == 0) for i, _ in enumerate(prompts)])
-    out, report = augment_examples(dataset(6), methods=["paraphrase"], fraction=1.0, seed=0, model=tiny)
+    out, report = augment_examples(dataset(6), methods=["paraphrase"], fraction=1.0, seed=0, generate=tiny)
     counts = report["methods"]["paraphrase"]
     assert counts == {"selected": 6, "created": 4, "unchanged": 0, "failed": 2}
     assert [e.messages[0]["content"] for e in out][:1] == ["A rewritten question number 1."]

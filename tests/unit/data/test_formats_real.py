@@ -82,7 +82,8 @@ def test_dolly_through_column_mapping(shared_data):
 
 
 def test_kto_unpaired_rows(shared_data, write_jsonl):
-    pairs = [json.loads(x) for x in shared_data("preference_misc/torchtune_hh_rlhf_tiny.jsonl").read_text().splitlines()]
+    path = shared_data("preference_misc/torchtune_hh_rlhf_tiny.jsonl")
+    pairs = [json.loads(x) for x in path.read_text().splitlines()]
     p = pairs[0]
     kto = [{"prompt": p["chosen"][:-1], "completion": p["chosen"][-1]["content"], "label": True},
            {"prompt": p["rejected"][0]["content"], "completion": p["rejected"][-1]["content"], "label": False},

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tunesmith.data.pack import pack, windows
-from tunesmith.data.templates import IGNORE_INDEX, Tokenized, tokenize_conversation
+from tunesmith.data.pack import pack
+from tunesmith.data.templates import IGNORE_INDEX, Tokenized, tokenize_conversation, windows
 
 
 def _row(n, start=10):

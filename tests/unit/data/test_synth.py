@@ -156,11 +156,13 @@ def seed_tasks(shared_data) -> list[dict]:
 
 
 def test_self_instruct_with_a_tiny_model_gives_well_formed_rows(tiny_model_dir, seed_tasks):
-    loaded = tunesmith.load(tiny_model_dir)
+    from tunesmith.inference import Generator
+
+    generate = Generator(tunesmith.load(tiny_model_dir))
     report, again = {}, {}
-    out = self_instruct(seed_tasks, loaded, n=3, seed=0, max_new_tokens=12, batch_size=3, max_rounds=2,
+    out = self_instruct(seed_tasks, generate, n=3, seed=0, max_new_tokens=12, batch_size=3, max_rounds=2,
                         report=report)
-    assert out == self_instruct(seed_tasks, loaded, n=3, seed=0, max_new_tokens=12, batch_size=3, max_rounds=2,
+    assert out == self_instruct(seed_tasks, generate, n=3, seed=0, max_new_tokens=12, batch_size=3, max_rounds=2,
                                 report=again)
     # A random model rarely stops or follows the format: every prompt is accounted for, as a row
     # or as a reason, and max_rounds ends the loop.
@@ -180,7 +182,7 @@ def test_self_instruct_parses_and_filters_replies(seed_tasks, monkeypatch):
                          "Instruction: Name three rivers in Africa.",  # a repeat
                          "Instruction: Add the two numbers.\nInput: 2 and 3"])
 
-    def fake(loaded, prompts, **kw):
+    def fake(generate, prompts, **kw):
         if kw["temperature"] > 0:  # instructions are sampled, answers greedy
             return [(next(task_replies), False) for _ in prompts]
         return [(f"Output: Reply {len(p)} to the task.", "Add" in p) for p in prompts]
@@ -206,8 +208,10 @@ def test_self_instruct_refuses_bad_arguments():
 
 
 def test_self_instruct_with_the_embedded_model(seed_tasks):
-    loaded = tunesmith.load("smollm2-135m-instruct")
-    out = self_instruct(seed_tasks, loaded, n=2, seed=0, max_new_tokens=48, num_examples=2)
+    from tunesmith.inference import Generator
+
+    generate = Generator(tunesmith.load("smollm2-135m-instruct"))
+    out = self_instruct(seed_tasks, generate, n=2, seed=0, max_new_tokens=48, num_examples=2)
     assert len(out) == 2
     for r in out:
         assert r["synthetic"] is True and r["generator"] == "smollm2-135m-instruct"

@@ -52,7 +52,8 @@ def tiny_run(tmp_path_factory, tiny_model_dir) -> Path:
     (run_dir / "eval" / "results.json").write_text(json.dumps({
         "suite": "mini", "created": "2026-11-29T00:00:00Z", "models": {"base": "tiny", "tuned": "tiny + adapter"},
         "tasks": [{"name": "records", "type": "generation", "n": 30,
-                   "metrics": {"base": {"json_valid": 0.25, "chrf": 30.5}, "tuned": {"json_valid": 1.0, "chrf": 92.0}}}]}))
+                   "metrics": {"base": {"json_valid": 0.25, "chrf": 30.5},
+                               "tuned": {"json_valid": 1.0, "chrf": 92.0}}}]}))
     return run_dir
 
 
@@ -122,7 +123,8 @@ def test_parity_of_the_merged_export_is_perfect_and_the_manifest_hashes_the_file
     assert r["positions"] >= 300 and r["top1_ci95_low"] >= 0.987 and r["prompts"] < 28
     names = [d["name"].split(":")[0] for d in r["details"]]
     assert names == [f"generic-{i}" for i in range(1, 5)] + ["validation"] * 6 + ["train"] * (r["prompts"] - 10)
-    assert f"| hf | 1.000 | {r['top1_ci95_low']:.3f} | 0.0000 | {r['positions']} |" in (exported / "parity.md").read_text()
+    row = f"| hf | 1.000 | {r['top1_ci95_low']:.3f} | 0.0000 | {r['positions']} |"
+    assert row in (exported / "parity.md").read_text()
     assert r["thresholds"] == {"top1_ci95_low": 0.95, "kl_mean": 0.002}
 
     manifest = json.loads((exported / "export_manifest.json").read_text())
@@ -292,7 +294,7 @@ def test_gguf_and_ollama_formats_are_wired_through_the_gguf_module(tiny_run, tmp
     monkeypatch.setitem(sys.modules, "tunesmith.export.gguf", fake)
     monkeypatch.setattr(tunesmith.export, "gguf", fake, raising=False)
 
-    out = export(tiny_run, "ollama", tmp_path / "out", gguf_types=("q8_0", "q4_k_m"), **FAST)
+    out = export(tiny_run, "ollama", tmp_path / "out", quant=("q8_0", "q4_k_m"), **FAST)
     assert calls == [("convert", "q8_0"), ("convert", "f16"), ("quantize", "converted-f16.gguf", "q4_k_m")]
     assert sorted(p.name for p in (out / "gguf").iterdir()) == ["Modelfile", "tiny-export-q4_k_m.gguf",
                                                                 "tiny-export-q8_0.gguf"]  # the f16 is gone

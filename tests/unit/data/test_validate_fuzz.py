@@ -139,13 +139,13 @@ def _check(suffix: str, data: bytes, capsys, tokenizer) -> None:
     if rc == 0:  # a file that validates never crashes later: load it and tokenize it for real
         from dataclasses import replace
 
-        from tunesmith.api import _conversation_view
+        from tunesmith.data.inspect import conversation_view
         from tunesmith.data.load import load_examples
         from tunesmith.data.templates import tokenize_examples
 
         examples = load_examples([str(path)])
         assert len(examples) == report["kept"]
-        chats = [replace(e, messages=_conversation_view(e)) for e in examples]
+        chats = [replace(e, messages=conversation_view(e)) for e in examples]
         chats = [e for e in chats if e.messages is not None]
         tokenize_examples(tokenizer, chats, 512, "truncate", "assistant")
         for e in examples:
