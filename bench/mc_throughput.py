@@ -69,7 +69,8 @@ def main() -> None:
     for dtype, tot in totals.items():
         lines += [f"| {dtype} | {r['set']} | {r['items']} | {r['seconds']} | {r['items_per_s']} | {r['acc']} | "
                   f"{r['acc_norm']} |" for r in rows if r["dtype"] == dtype]
-        lines.append(f"| {dtype} | **all** | **{tot['items']}** | **{tot['seconds']}** | **{tot['items_per_s']}** | | |")
+        lines.append(f"| {dtype} | **all** | **{tot['items']}** | **{tot['seconds']}** "
+                     f"| **{tot['items_per_s']}** | | |")
     (out / "mc_throughput.md").write_text("\n".join(lines) + "\n")
 
 

@@ -65,7 +65,7 @@ def measure_server(target: str, backend: str, max_tokens: int) -> dict:
                 break
             except OSError:
                 if proc.poll() is not None:
-                    raise SystemExit(f"server for {target} ({backend}) exited: {proc.stderr.read()[-2000:]}")
+                    raise SystemExit(f"server for {target} ({backend}) exited: {proc.stderr.read()[-2000:]}") from None
                 time.sleep(0.5)
         post(port, body(model, "Hi", 8))  # warm-up
         singles = []
@@ -86,7 +86,8 @@ def measure_server(target: str, backend: str, max_tokens: int) -> dict:
             t.join()
         wall = time.perf_counter() - t0
         tokens = sum(r["usage"]["completion_tokens"] for r in results)
-        return {"backend": backend, "target": target, "single_stream_tokens_per_s": round(statistics.median(singles), 1),
+        return {"backend": backend, "target": target,
+                "single_stream_tokens_per_s": round(statistics.median(singles), 1),
                 "concurrent8_tokens_per_s": round(tokens / wall, 1), "concurrent8_tokens": tokens,
                 "concurrent8_seconds": round(wall, 1)}
     finally:

@@ -29,7 +29,8 @@ t0 = time.time()
 run_dir = tunesmith.train(cfg, show_progress=False)
 r = read_manifest(run_dir)["result"]
 print("RESULT " + json.dumps({"precision": precision, "steps": r["steps"], "train_seconds": r["train_seconds"],
-      "tokens_per_s": r["tokens_per_s"], "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+      "tokens_per_s": r["tokens_per_s"],
+      "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
       "wall_seconds": round(time.time() - t0, 1)}))
 """
 
@@ -53,7 +54,8 @@ def main() -> None:
     results = ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
     meta = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.processor() or platform.machine(),
-            "steps": args.steps, "batch_size": args.batch_size, "model": "smollm2-135m-instruct (LoRA r=16, all-linear)",
+            "steps": args.steps, "batch_size": args.batch_size,
+            "model": "smollm2-135m-instruct (LoRA r=16, all-linear)",
             "data": "examples/quickstart/train.jsonl (~92 tokens/row)"}
     (results / "sft_throughput.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     md = ["| precision | steps | train s | tokens/s | peak RSS GB |", "|---|---|---|---|---|"]

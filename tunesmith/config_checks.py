@@ -18,7 +18,7 @@ from collections.abc import Callable
 from tunesmith.errors import Collector
 
 # Adapters that `disable_adapter()` turns into the exact base: PPO's KL reference is the policy with its
-# adapter switched off (recipes/rl.py). tunesmith.config re-exports it; the recipes import it from there.
+# adapter switched off (recipes/ppo.py). tunesmith.config re-exports it.
 PPO_METHODS = ("lora", "vera", "ia3")
 RL_RECIPES = ("grpo", "ppo")  # the recipes that read the rl section
 
@@ -131,7 +131,7 @@ def check_preference(cfg, bad: Bad) -> None:
 
 def check_rl(cfg, bad: Bad) -> None:
     """The rl section's ranges, and what GRPO and PPO need from it and from train/data. The reward
-    functions themselves are imported and checked by recipes/rl.py::check (that needs code to run)."""
+    functions themselves are imported and checked by recipes/rewards.py::check (that needs code to run)."""
     r, t = cfg.rl, cfg.train
     if cfg.recipe == "grpo" and not (r.reward_functions or r.reward_model):
         bad("rl.reward_functions", "GRPO needs at least one reward", "list 'rewards.py:my_reward' functions "

@@ -301,7 +301,7 @@ def run_sweep(config: RunConfig | str | Path | dict, overrides: list[str] | dict
         state["trials"].append(record)
         _write(sweep_dir, state)
         try:
-            _run_trial(study, trial, record, lambda callback: train(
+            _run_trial(study, trial, record, lambda callback, params=params, name=name: train(
                 base, {**params, "name": name, "output_dir": str(sweep_dir)}, show_progress=show_progress,
                 callbacks=(callback,)), s.metric)
         except KeyboardInterrupt:

@@ -454,8 +454,8 @@ def delimited_files(c: Corpus, rng: random.Random) -> None:
         c.add(f"utf16{suffix}", ("\n".join(t) + "\n").encode("utf-16"), [(None, E)])
         c.add(f"empty{suffix}", b"", [(None, E)])
     # CSV quoting: multi-line fields keep later line numbers physical
-    lines = ["text,label", '"line one\nline two\nline three",positive', "plain,negative", '"a ""quoted"" word",positive',
-             "bad row only"]
+    lines = ["text,label", '"line one\nline two\nline three",positive', "plain,negative",
+             '"a ""quoted"" word",positive', "bad row only"]
     c.add("multiline_field_then_error.csv", ("\n".join(lines) + "\n").encode(), [(7, E)])
     c.add("control_multiline_quoted.csv", ("\n".join(lines[:4]) + "\n").encode(), [])
     c.add("control_multiline_crlf_inside.csv", b'text,label\r\n"first\r\nsecond",positive\r\nthird,negative\r\n', [])

@@ -39,7 +39,8 @@ tasks:
     assert quiz["acc"] >= 4 / 6
     rows = [json.loads(x) for x in (out / "eval" / "outputs" / "quiz.jsonl").read_text().splitlines()]
     assert rows[0]["outputs"]["model"] == "Paris"
-    answers = [json.loads(x)["outputs"]["model"] for x in (out / "eval" / "outputs" / "capitals.jsonl").read_text().splitlines()]
+    outputs = (out / "eval" / "outputs" / "capitals.jsonl").read_text().splitlines()
+    answers = [json.loads(x)["outputs"]["model"] for x in outputs]
     assert sum(city in a for city, a in zip(["Paris", "Tokyo", "Rome"], answers)) >= 2, answers
     assert capitals["chrf"] > 20  # "The capital of France is Paris." against "Paris"
 

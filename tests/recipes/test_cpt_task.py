@@ -25,13 +25,15 @@ def _config(tiny_config, **over):
 
 
 def test_text_windows_cover_every_token_once(tokenizer):
-    docs = [Example(None, "f.txt", i, "text", {"text": t}) for i, t in enumerate(["one two three", "four five six seven"])]
+    docs = [Example(None, "f.txt", i, "text", {"text": t})
+            for i, t in enumerate(["one two three", "four five six seven"])]
     rows, stats = tokenize_text(tokenizer, docs, max_length=4, stride=2)
     stream = (tokenizer("one two three", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
               + tokenizer("four five six seven", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
     targets = [t for r in rows for t in r.labels if t != IGNORE_INDEX]
     assert targets == stream  # overlap is context only: each token is a target exactly once
-    assert all(len(r.input_ids) <= 4 for r in rows) and stats.rows == 2 and stats.tokens == sum(map(len, (r.input_ids for r in rows)))
+    assert all(len(r.input_ids) <= 4 for r in rows) and stats.rows == 2
+    assert stats.tokens == sum(len(r.input_ids) for r in rows)
 
 
 def test_classification_rows_become_prompt_to_label_chats():

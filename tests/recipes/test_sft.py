@@ -60,7 +60,8 @@ def test_lora_run_trains_the_adapter_and_writes_a_complete_run_dir(tiny_config, 
 
 def test_loss_goes_down_on_repeated_data(tiny_config):
     run_dir = _run(tiny_config, train__max_steps=16, train__eval_steps=0, data__validation_fraction=0.0,
-                   train__method="full", train__learning_rate=3e-3, train__warmup_ratio=0.0, train__lr_scheduler="constant")
+                   train__method="full", train__learning_rate=3e-3, train__warmup_ratio=0.0,
+                   train__lr_scheduler="constant")
     from tunesmith.runs import read_metrics
 
     losses = [m["loss"] for m in read_metrics(run_dir) if "loss" in m]

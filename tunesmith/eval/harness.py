@@ -54,7 +54,8 @@ def run(loaded, tasks: list[str], *, limit: int | None = None, num_fewshot: int 
     for task, values in (out or {}).get("results", {}).items():
         for key, value in values.items():
             name, _, filt = key.partition(",")
-            if "stderr" in name or name == "sample_len" or not isinstance(value, (int, float)) or isinstance(value, bool):
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if "stderr" in name or name == "sample_len" or not numeric:
                 continue
             if isinstance(value, float) and math.isnan(value):
                 continue

@@ -82,7 +82,8 @@ def endpoint_judge(base_url: str, model: str, api_key_env: str | None = "OPENAI_
             raise fail(f"the judge endpoint {url} answered HTTP {e.code}: {detail}",
                        f"check the URL, the model name '{model}' and the key in ${api_key_env}") from None
         except (urllib.error.URLError, TimeoutError, OSError) as e:
-            raise fail(f"cannot reach the judge endpoint {url}: {e}", "check the URL and that the server runs") from None
+            raise fail(f"cannot reach the judge endpoint {url}: {e}",
+                       "check the URL and that the server runs") from None
         try:
             return reply["choices"][0]["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):

@@ -106,7 +106,7 @@ def perplexity(model, tok, texts: list[str], max_length: int = 1024, stride: int
     """Perplexity of raw text: the documents (EOS between them) are cut into max_length windows;
     with a stride, windows overlap and the overlap is context only, so every token is scored once
     (the transformers perplexity guide's method). Also bits per byte, which tokenizers cannot game."""
-    from tunesmith.data.pack import windows
+    from tunesmith.data.templates import windows
 
     stream: list[int] = []
     for ids in tok(texts, add_special_tokens=False)["input_ids"]:

@@ -285,7 +285,7 @@ def run_choices(loaded, spec: TaskSpec, rows: list[tuple[int, dict]], batch_size
         pairs += [(context, c) for c in conts]
     lls = scoring.loglikelihoods(loaded.model, loaded.tokenizer, pairs, batch_size=batch_size * 4)
     records, pos, correct, correct_norm, y_pred, probs = [], 0, 0, 0, [], []
-    for context, options, conts, gold in items:
+    for context, options, _conts, gold in items:
         ll = lls[pos:pos + len(options)]
         pos += len(options)
         pred = max(range(len(ll)), key=ll.__getitem__)

@@ -175,7 +175,8 @@ def _method_section(cfg: dict, manifest: dict) -> str:
             rows.append((key.replace("_", " "), f"{value:.4g}" if isinstance(value, float) else value))
     hw = manifest.get("hardware") or {}
     if hw:
-        rows.append(("hardware", f"{hw.get('cpu')}, {hw.get('cpu_count')} cores" + (", CUDA" if hw.get("cuda") else "")))
+        cuda = ", CUDA" if hw.get("cuda") else ""
+        rows.append(("hardware", f"{hw.get('cpu')}, {hw.get('cpu_count')} cores{cuda}"))
     body = "\n".join(f"| {k} | {v} |" for k, v in rows)
     sha = manifest.get("git_sha")
     return ("## Method and hyperparameters\n\n| setting | value |\n|---|---|\n" + body +
@@ -224,7 +225,8 @@ def _parity_section(info: dict) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in results:
         verdict = "pass" if r["passed"] else "**FAIL** (exported anyway with --force)" if r.get("forced") else "FAIL"
-        lines.append(f"| {r['candidate']} | {r['top1_agreement']:.3f} | {r['top1_ci95_low']:.3f} | {r['kl_mean']:.4f} | "
+        lines.append(f"| {r['candidate']} | {r['top1_agreement']:.3f} | {r['top1_ci95_low']:.3f} "
+                     f"| {r['kl_mean']:.4f} | "
                      f"{r['positions']} | {r['greedy_text_agreement']:.3f} | {verdict} |")
     if info.get("forced") and not all(r["passed"] for r in results):
         lines += ["", "**Warning: this export failed the parity check and was forced.** "

@@ -248,7 +248,8 @@ class GGUFCandidate:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tunesmith.export.gguf", description=__doc__.split("\n\n")[0])
     ap.add_argument("--install-converter", action="store_true",
-                    help=f"extract llama.cpp's convert_hf_to_gguf.py from the llama-cpp-python {LLAMA_CPP_PYTHON} sdist")
+                    help="extract llama.cpp's convert_hf_to_gguf.py from the llama-cpp-python "
+                         f"{LLAMA_CPP_PYTHON} sdist")
     ap.add_argument("--sdist", help="a downloaded llama_cpp_python-*.tar.gz to use instead of `pip download`")
     ap.add_argument("--where", action="store_true", help="print where the converter is (or should be)")
     args = ap.parse_args(argv)

@@ -239,15 +239,8 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- evaluate
     epsilon = engine.get_epsilon(pv.delta) if noise > 0 else math.inf
-    # The mean over steps of each drawn batch's loss, as transformers reports train_loss.
-    final = {"train_loss": sum(log["losses"]) / len(log["losses"]) if log["losses"] else None,
-             "steps": state.global_step, **common.throughput(log["tokens"], log["seconds"]),
-             "privacy": {"epsilon": epsilon if math.isfinite(epsilon) else None,  # None: no guarantee (no noise)
-                         "delta": pv.delta, "noise_multiplier": noise, "max_grad_norm": pv.max_grad_norm,
-                         "sample_rate": 1 / per_epoch, "expected_batch_size": t.batch_size * t.grad_accum,
-                         "steps": state.global_step, "accountant": ACCOUNTANT, "grad_sample_mode": GRAD_SAMPLE_MODE,
-                         "target_epsilon": pv.target_epsilon if pv.noise_multiplier is None else None,
-                         "secure_rng": False}}  # torch's seeded generator, not a cryptographic one
+    final = _result(log, state.global_step, pv, epsilon, noise, sample_rate=1 / per_epoch,
+                    expected_batch=t.batch_size * t.grad_accum)
     if eval_loader is not None:
         done = state.global_step in log["eval"]  # eval_steps already evaluated the last step
         eval_loss = log["eval"][state.global_step] if done else evaluate(model, eval_loader, device)
@@ -263,6 +256,20 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     runs.save_trained(None, model, tokenizer, out)
     run.complete(final, out)
     return run_dir
+
+
+def _result(log: dict, steps: int, pv, epsilon: float, noise: float, *, sample_rate: float,
+            expected_batch: int) -> dict:
+    """The run's result: the training loss, throughput and the privacy spent, with what it assumed."""
+    # The mean over steps of each drawn batch's loss, as transformers reports train_loss.
+    return {"train_loss": sum(log["losses"]) / len(log["losses"]) if log["losses"] else None,
+            "steps": steps, **common.throughput(log["tokens"], log["seconds"]),
+            "privacy": {"epsilon": epsilon if math.isfinite(epsilon) else None,  # None: no guarantee (no noise)
+                        "delta": pv.delta, "noise_multiplier": noise, "max_grad_norm": pv.max_grad_norm,
+                        "sample_rate": sample_rate, "expected_batch_size": expected_batch,
+                        "steps": steps, "accountant": ACCOUNTANT, "grad_sample_mode": GRAD_SAMPLE_MODE,
+                        "target_epsilon": pv.target_epsilon if pv.noise_multiplier is None else None,
+                        "secure_rng": False}}  # torch's seeded generator, not a cryptographic one
 
 
 def _train_loop(model, optimizer, scheduler, dp_loader, eval_loader, engine, run_dir: Path, device, t, delta: float,

@@ -8,7 +8,7 @@ chat page at /. Every failure answers in OpenAI's error shape {"error": {"messag
 Limits, checked in this order: API key (401), body size (413), Content-Type (415), JSON and request
 validation (400 with the field), model id (404), max_tokens and prompts x n against the batch size
 (400), then admission: at most max_concurrent + max_queue requests in flight; the next one gets 503
-with Retry-After. The backend's worker batches what it admits (backends.py). No client input
+with Retry-After. The backend's worker batches what it admits (backends/base.py). No client input
 answers 5xx (tests/unit/serve/test_fuzz_requests.py fuzzes that).
 """
 
@@ -288,7 +288,7 @@ def _generation_routes(app, backend, max_tokens_limit: int) -> None:
             raise APIError(400, f"{field} is {clip(max_tokens)}, over this server's limit of {max_tokens_limit}",
                            param=field, code="invalid_value")
         n = req.n or 1
-        # One request's rows run as one batch (backends._Worker._take), so they are held to the
+        # One request's rows run as one batch (backends/base.py, _Worker._take), so they are held to the
         # batch size the operator chose (--max-concurrent): 8 prompts x n=8 would be 64 sequences.
         if len(prompts) * n > backend.max_batch:
             raise APIError(400, f"this request asks for {len(prompts) * n} completions ({len(prompts)} prompts x "

@@ -40,14 +40,16 @@ def test_eval_section_writes_base_vs_tuned_report(evaluated_run):
     results = _results(run_dir)
     assert list(results["models"]) == ["base", "tuned"]
     by_name = {t["name"]: t for t in results["tasks"]}
-    assert set(by_name) == {"text", "replies", "quiz", "sentiment", "summaries", "arithmetic", "instructions", "code", "judged"}
+    assert set(by_name) == {"text", "replies", "quiz", "sentiment", "summaries", "arithmetic", "instructions", "code",
+                            "judged"}
     for name, task in by_name.items():
         assert set(task["metrics"]) == {"base", "tuned"}, name
         assert task["metrics"]["tuned"], name
     assert set(by_name["quiz"]["metrics"]["base"]) == {"acc", "acc_norm"}
     assert {"rouge1", "bleu", "chrf", "meteor", "exact_match", "embedding_similarity"} <= set(
         by_name["summaries"]["metrics"]["tuned"])
-    assert {"prompt_strict", "inst_strict", "prompt_loose", "inst_loose"} <= set(by_name["instructions"]["metrics"]["base"])
+    ifeval = {"prompt_strict", "inst_strict", "prompt_loose", "inst_loose"}
+    assert ifeval <= set(by_name["instructions"]["metrics"]["base"])
     assert "pass@1" in by_name["code"]["metrics"]["base"]
     judged = by_name["judged"]["metrics"]
     assert judged["base"]["win_rate"] == pytest.approx(1 - judged["tuned"]["win_rate"])
@@ -84,7 +86,8 @@ def test_cli_eval_report_compare_and_human_round_trip(evaluated_run, tmp_path, c
     if not other.exists():
         shutil.copytree(run_dir, other)
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"tasks:\n  - name: quiz\n    type: multiple_choice\n    data: {ROOT}/examples/eval/choices.jsonl\n"
+    suite.write_text("tasks:\n  - name: quiz\n    type: multiple_choice\n"
+                     f"    data: {ROOT}/examples/eval/choices.jsonl\n"
                      "    prompt: \"Q: {{ question }}\\nA:\"\n    choices: choices\n    label: answer\n")
     assert main(["eval", str(other), "--suite", str(suite), "--threshold", "0.01"]) == 0
     out = capsys.readouterr().out
@@ -122,7 +125,8 @@ def test_errors_are_clear(evaluated_run, tmp_path):
     with pytest.raises(TunesmithError, match="suite file not found"):
         tunesmith.evaluate(str(run_dir), tmp_path / "missing.yaml")
     # A broken suite in a run config stops before training starts.
-    cfg = {"model": {"name": "smollm2-135m-instruct"}, "data": {"train": [str(ROOT / "examples/quickstart/train.jsonl")]},
+    cfg = {"model": {"name": "smollm2-135m-instruct"},
+           "data": {"train": [str(ROOT / "examples/quickstart/train.jsonl")]},
            "output_dir": str(tmp_path / "runs"), "eval": {"suite": str(tmp_path / "missing.yaml")}}
     with pytest.raises(TunesmithError, match="suite file not found"):
         tunesmith.train(cfg, show_progress=False)
@@ -141,7 +145,8 @@ def test_manifest_records_the_evaluation(evaluated_run):
 
 def test_bfloat16_evaluation_is_close_to_float32(tiny_model_dir, tmp_path):
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"tasks:\n  - name: quiz\n    type: multiple_choice\n    data: {ROOT}/examples/eval/choices.jsonl\n"
+    suite.write_text("tasks:\n  - name: quiz\n    type: multiple_choice\n"
+                     f"    data: {ROOT}/examples/eval/choices.jsonl\n"
                      "    prompt: \"Q: {{ question }}\\nA:\"\n    choices: choices\n    label: answer\n")
     lls = {}
     for dtype in ("float32", "bfloat16"):
