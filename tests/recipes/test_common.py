@@ -26,6 +26,9 @@ RECIPES = {
     "sft": ("sft-lora.yaml", {"model.name": "tiny"}),
     "classify": ("classify-minilm.yaml", {"data.validation_fraction": 0.0}),  # the real MiniLM: 22M params
     "dpo": ("dpo-lora.yaml", {"model.name": "tiny"}),
+    "kto": ("kto-lora.yaml", {"model.name": "tiny"}),
+    "orpo": ("orpo-lora.yaml", {"model.name": "tiny"}),  # trl collates chosen_/rejected_ ids: counted by us
+    "simpo": ("simpo-lora.yaml", {"model.name": "tiny"}),
     "reward": ("reward-lora.yaml", {"model.name": "tiny"}),
     "grpo": ("grpo-lora.yaml", {"model.name": "tiny", "rl.max_new_tokens": 4, "train.batch_size": 4}),
     "dp": ("sft-dp-lora.yaml", {"model.name": "tiny", "data.validation_fraction": 0.0}),

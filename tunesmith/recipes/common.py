@@ -210,13 +210,44 @@ def fit(trainer, resume_from: str | None) -> dict:
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)
+    pairs = _count_pair_tokens(trainer)
     t0 = time.time()
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.time() - t0
-    # transformers counts the non-padding tokens of every training batch (include_num_input_tokens_seen);
-    # trl's GRPO adds prompt and completion tokens itself.
-    tokens = trainer.state.num_input_tokens_seen
+    # transformers counts the non-padding tokens of every training batch (include_num_input_tokens_seen)
+    # when the batch has input_ids; trl's GRPO adds prompt and completion tokens itself.
+    tokens = trainer.state.num_input_tokens_seen or pairs[0]
     return {"train_loss": result.training_loss, "steps": trainer.state.global_step, **throughput(tokens, seconds)}
+
+
+def _count_pair_tokens(trainer) -> list[int]:
+    """A one-item list that counts the tokens of the training batches in chosen_/rejected_ masks.
+
+    trl's ORPO and CPO (SimPO) trainers collate chosen_* and rejected_* ids (each pair's prompt and
+    answer), with no input_ids, so transformers cannot count their tokens and such runs reported no
+    tokens/s. The training loader takes its collator when it is built, so wrapping the collator
+    for that one build counts training batches only, never evaluation ones. Per process: under
+    several processes this is the main process's share, where transformers' count is global."""
+    counted = [0]
+    build = trainer.get_train_dataloader
+
+    def counting_loader():
+        collate = trainer.data_collator
+
+        def counting(rows):
+            batch = collate(rows)
+            counted[0] += sum(int(batch[k].sum()) for k in ("chosen_attention_mask", "rejected_attention_mask")
+                              if k in batch)
+            return batch
+
+        trainer.data_collator = counting
+        try:
+            return build()
+        finally:
+            trainer.data_collator = collate
+
+    trainer.get_train_dataloader = counting_loader
+    return counted
 
 
 def throughput(tokens: int, seconds: float) -> dict:
