@@ -6,6 +6,7 @@ Each adapter's answer through the server must equal tunesmith.inference on that 
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -347,9 +348,17 @@ def test_llamacpp_backend_on_the_embedded_gguf(tmp_path):
     from tunesmith.serve.backends import LlamaCppBackend
 
     gguf = resolve("smollm2-135m-instruct").path
+    policy = os.environ.get("OMP_WAIT_POLICY")
     backend = LlamaCppBackend(gguf, n_ctx=512, n_threads=2)
+    assert os.environ.get("OMP_WAIT_POLICY") == policy  # set for llama_cpp's import only
+    # The prompt runs on the threads chosen, not on every CPU (llama-cpp-python's default).
+    assert backend.llm.context_params.n_threads_batch == backend.llm.context_params.n_threads == 2
     live = Live(create_app(backend, api_key=KEY))
     try:
+        # The cached per-token pieces decode as llama-cpp-python's detokenize does, multi-byte text included.
+        ids = backend.llm.tokenize("Grüße, 日本語 and emoji 🎉!".encode(), add_bos=True)
+        for end in range(1, len(ids) + 1):
+            assert backend._decode(ids[:end]) == backend.llm.detokenize(ids[:end]).decode("utf-8", errors="replace")
         client = live.client()
         assert [m.id for m in client.models.list()] == [backend.base_id]
         ask = [{"role": "user", "content": "What is the capital of France?"}]

@@ -1,9 +1,10 @@
 """Generation backends for `tunesmith serve`.
 
 - TransformersBackend (default): one base model and any number of peft LoRA adapters. A single
-  worker thread owns the model; it takes up to `max_batch` queued sequences at once and runs them
-  in ONE `generate` call, each row with its own adapter (peft's mixed-adapter batches:
-  `generate(adapter_names=[...])`, "__base__" for no adapter) and its own sampling parameters.
+  worker thread owns the model and batches continuously: up to `max_batch` sequences decode
+  together, one token per step over one KV cache; a request arriving meanwhile is prefilled and
+  joins at the next step, a finished one leaves at once. Each row has its own adapter (peft's
+  mixed-adapter batches: `adapter_names=[...]`, "__base__" for no adapter) and its own sampling.
 - LlamaCppBackend: a GGUF through llama-cpp-python on CPU, one sequence at a time (llama-cpp-python's
   `Llama` holds a single sequence); no runtime adapters.
 - vLLM: not an in-process backend; `vllm_command`/`run_vllm` start vLLM's own OpenAI server with

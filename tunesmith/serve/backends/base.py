@@ -159,15 +159,21 @@ def resolve_adapter_path(path: str, roots: list[Path], trusted: set[Path]) -> Pa
 
 
 class _Worker:
-    """The queue and the one thread that owns the model; subclasses run batches of rows."""
+    """The queue and the one thread that owns the model; subclasses run the rows.
+
+    The thread works in steps. A backend that decodes rows together (continuous batching) keeps rows
+    between steps (`_active` counts them) and admits queued requests at every step while it has room
+    (`max_batch` rows in all); a backend without that runs each admitted batch to its end in one step."""
 
     def __init__(self, max_batch: int = 8, batch_window_s: float = 0.01):
         self.max_batch = max_batch
-        self.batch_window_s = batch_window_s  # after the first request, wait this long for company
-        self.stats = {"batches": 0, "rows": 0, "max_batch": 0, "last_batch": 0, "busy_s": 0.0}
-        self._pending: deque[list[Row]] = deque()  # whole requests: their n rows run together
+        self.batch_window_s = batch_window_s  # when idle, after the first request, wait this long for company
+        # batches: admissions (requests taken from the queue together); last_batch: rows in the last
+        # one; max_batch: the most rows ever decoding at once; steps: decode steps.
+        self.stats = {"batches": 0, "rows": 0, "max_batch": 0, "last_batch": 0, "busy_s": 0.0, "steps": 0}
+        self._pending: deque[list[Row]] = deque()  # whole requests: their n rows are admitted together
         self._cond = threading.Condition()
-        # Held while the model generates or changes (adapter load/unload); tests hold it to stall
+        # Held while the model takes a step or changes (adapter load/unload); tests hold it to stall
         # the worker deterministically.
         self.model_lock = threading.Lock()
         self._closing = False
@@ -187,43 +193,63 @@ class _Worker:
             self._thread.join(timeout=10)
 
     def retry_after_s(self) -> int:
-        """A guess for Retry-After: the mean time of a batch, at least 1 s."""
+        """A guess for Retry-After: the mean busy time per admitted batch, at least 1 s."""
         mean = self.stats["busy_s"] / max(1, self.stats["batches"])
         return max(1, min(60, round(mean + 0.5)))
 
-    def _take(self) -> list[Row]:
-        """Whole requests from the queue, up to max_batch rows (always at least the first)."""
+    def _take(self, room: int) -> list[Row]:
+        """Whole requests from the queue, up to `room` rows; when nothing is running, always at
+        least the first request (the app holds one request to max_batch rows)."""
         rows: list[Row] = []
         with self._cond:
-            while self._pending and (not rows or len(rows) + len(self._pending[0]) <= self.max_batch):
+            while self._pending and ((not rows and not self._active()) or len(rows) + len(self._pending[0]) <= room):
                 rows += self._pending.popleft()
         return rows
 
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._pending and not self._closing:
+                while not self._pending and not self._active() and not self._closing:
                     self._cond.wait()
                 if self._closing:
+                    self._abort(RuntimeError("the server is shutting down"))
                     return
-            if self.batch_window_s:
+                idle = not self._active()
+            if idle and self.batch_window_s:
                 time.sleep(self.batch_window_s)
             with self.model_lock:
-                rows = [r for r in self._take() if not r.cancelled]
-                if not rows:
+                rows = [r for r in self._take(self._room()) if not r.cancelled]
+                if rows:  # counted before the rows run: their answers may reach a reader first
+                    self.stats["batches"] += 1
+                    self.stats["rows"] += len(rows)
+                    self.stats["last_batch"] = len(rows)
+                elif not self._active():
                     continue
-                # Counted before the rows run: their answers may reach a reader before _run returns.
-                self.stats["batches"] += 1
-                self.stats["rows"] += len(rows)
-                self.stats["last_batch"] = len(rows)
-                self.stats["max_batch"] = max(self.stats["max_batch"], len(rows))
                 t0 = time.perf_counter()
                 try:
-                    self._run(rows)
-                except Exception as e:  # a failed batch fails its requests, never the server
+                    self._step(rows)
+                except Exception as e:  # a failed step fails its requests, never the server
                     for r in rows:
                         r.emit("error", e)
+                    self._abort(e)
+                self.stats["steps"] += 1
+                self.stats["max_batch"] = max(self.stats["max_batch"], self._active(), len(rows))
                 self.stats["busy_s"] += time.perf_counter() - t0
+
+    def _active(self) -> int:
+        """Rows still decoding between steps (continuous batching); 0 for one-shot backends."""
+        return 0
+
+    def _room(self) -> int:
+        """How many more rows may be admitted at this step."""
+        return self.max_batch - self._active()
+
+    def _abort(self, error: Exception) -> None:
+        """Fail and drop every row still decoding between steps."""
+
+    def _step(self, rows: list[Row]) -> None:
+        """Admit `rows` and take one step; by default, run them to their end."""
+        self._run(rows)
 
     def _run(self, rows: list[Row]) -> None:
         raise NotImplementedError

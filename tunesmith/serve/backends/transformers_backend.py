@@ -1,13 +1,17 @@
 """TransformersBackend: a transformers causal LM with peft LoRA adapters chosen per row.
 
-Per-request sampling inside a shared batch: rows with different temperature/top_p/seed/max_tokens
-share one `generate` call instead of being split into separate batches, because chat clients all
-send different settings and splitting would serialize them again. `generate` runs greedy
-(argmax); a per-row logits processor (_RowSampler) draws each sampling row's token itself, with
-transformers' own temperature and top-p warpers and a torch.Generator per row, and leaves only that
-token standing, which argmax then picks. A row's seed therefore reproduces its text whatever else
-shares the batch. Per-row max_tokens and stop strings are a stopping criterion (_RowTracker) that
-also decodes each row's new token and hands the text to the request as it is produced (streaming).
+Continuous batching: the worker thread decodes every running row together, one token per step, over
+one KV cache (_Batch). A request that arrives while rows are decoding is prefilled at the next step
+and its cache merged into the batch (left padding plus an attention mask and explicit position
+ids keep each row's attention and RoPE positions what they would be alone); a finished row leaves
+at once. Rows with different adapters share each forward through peft's mixed-adapter batches
+(`adapter_names=[...]`, "__base__" for none), and each row samples with its own temperature, top_p
+and torch.Generator (_pick), so a seeded row reproduces its text whatever else shares the batch.
+Stop strings, max_tokens and streaming are each row's _Progress (base.py).
+
+Written by hand rather than with transformers' own continuous batching (`generate_batch`,
+`init_continuous_batching` in transformers 5): that one pages the cache for one generation config
+shared by all requests, and has neither peft's per-row adapters nor per-row sampling and seeds.
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ class TransformersBackend(_Worker):
         gen_eos = getattr(model.generation_config, "eos_token_id", None)
         self.eos = {tokenizer.eos_token_id, *(gen_eos if isinstance(gen_eos, list) else [gen_eos])} - {None}
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self._batch = _Batch()  # the rows decoding now (continuous batching)
+        text_config = model.config.get_text_config(decoder=True)
+        self._joinable = not (getattr(text_config, "sliding_window", None)
+                              or "sliding_attention" in (getattr(text_config, "layer_types", None) or ()))
         adapters = dict(adapters or {})
         if run_adapter is not None:  # inference.load put the run's adapter in as peft's "default"
             real = Path(os.path.realpath(run_adapter))
@@ -163,96 +171,179 @@ class TransformersBackend(_Worker):
 
     # ----------------------------------------------------------------- generation
 
-    def _run(self, rows: list[Row]) -> None:
+    def _active(self) -> int:
+        return len(self._batch.slots)
+
+    def _room(self) -> int:
+        # A sliding-window cache keeps only its last tokens, so it cannot be re-padded to take in
+        # new rows: such a model runs each batch to its end, as before continuous batching.
+        if self._batch.slots and not self._joinable:
+            return 0
+        return self.max_batch - len(self._batch.slots)
+
+    def _abort(self, error: Exception) -> None:
+        for slot in self._batch.slots:
+            slot.row.emit("error", error)
+        self._batch = _Batch()
+
+    def _step(self, rows: list[Row]) -> None:
+        """Prefill the newly admitted rows into the batch, then decode one token for every row."""
         import torch
-        from peft import PeftModel
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
         from tunesmith.hardware import recheck_threads
 
         recheck_threads()  # here, on the thread that runs the model: OpenMP keeps thread counts per thread
-        live = []
-        for r in rows:  # an adapter may have been unloaded while the request waited
-            if r.adapter is not None and r.adapter not in self._adapters:
-                r.emit("error", LookupError(f"the model '{r.adapter}' was unloaded"))
-            else:
-                live.append(r)
-        if not live:
-            return
-        width = max(len(r.prompt.ids) for r in live)
-        # Left padding: every row continues from the same right edge (decoder-only).
-        input_ids = torch.tensor([[self.pad_id] * (width - len(r.prompt.ids)) + r.prompt.ids for r in live])
-        mask = torch.tensor([[0] * (width - len(r.prompt.ids)) + [1] * len(r.prompt.ids) for r in live])
-        tracker = _RowTracker([_Progress(r, self._decode, self.eos) for r in live])
-        # A fresh GenerationConfig: the checkpoint's own sampling defaults (top_k=50, a repetition
-        # penalty...) would silently change what the API's parameters mean.
-        gen = GenerationConfig(max_new_tokens=max(r.sampling.max_tokens for r in live), do_sample=False,
-                               pad_token_id=self.pad_id, eos_token_id=sorted(self.eos))
-        extra = {}
-        if isinstance(self.model, PeftModel):
-            extra["adapter_names"] = [self._adapters[r.adapter] if r.adapter else BASE for r in live]
+        # A row names its adapter by model id; the slot keeps peft's internal name ("" when the id
+        # is gone already), so a later reload under the same id never switches a running row.
+        new = [_Slot(r, _Progress(r, self._decode, self.eos), self._adapters.get(r.adapter, "") if r.adapter else None)
+               for r in rows]
+        loaded = set(self._adapters.values())
+        for slot in [*self._batch.slots, *new]:  # an adapter may have been unloaded meanwhile
+            if slot.adapter is not None and slot.adapter not in loaded:
+                slot.row.emit("error", LookupError(f"the model '{slot.row.adapter}' was unloaded"))
+                slot.progress.done = True
+        self._batch.drop_finished()
+        new = [s for s in new if not s.progress.done]
         with torch.inference_mode():
-            self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=gen,
-                                logits_processor=LogitsProcessorList([_RowSampler([r.sampling for r in live])]),
-                                stopping_criteria=StoppingCriteriaList([tracker]), **extra)
-        for p in tracker.rows:  # generate stopped at max_new_tokens before a row said it was done
-            if not p.done:
-                p._finish(p.decode(p.ids), "length")
+            if new:
+                self._prefill(new)
+            if self._batch.slots:
+                self._decode_step()
 
+    def _forward(self, slots: list[_Slot], **inputs):
+        from peft import PeftModel
 
-class _RowSampler:
-    """Per-row sampling inside one greedy `generate` (see the module docstring).
+        if isinstance(self.model, PeftModel):
+            inputs["adapter_names"] = [s.adapter or BASE for s in slots]
+        # float32 logits of the last position, as `generate` takes them.
+        out = self.model(**inputs, use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1, :].float(), out.past_key_values
 
-    Greedy rows are left alone. A sampling row gets transformers' temperature and top-p warpers,
-    draws its token with its own torch.Generator, and all other tokens are set to -inf."""
-
-    def __init__(self, samplings: list[Sampling]):
-        import torch
-        from transformers import TemperatureLogitsWarper, TopPLogitsWarper
-
-        self.rows = []
-        for s in samplings:
-            if s.temperature <= 0:
-                self.rows.append(None)
-                continue
-            g = torch.Generator()
-            if s.seed is None:
-                g.seed()  # non-deterministic
-            else:
-                g.manual_seed(s.seed % 2 ** 63)  # any JSON integer is a valid seed
-            warpers = [TemperatureLogitsWarper(s.temperature)]
-            if s.top_p < 1.0:
-                warpers.append(TopPLogitsWarper(s.top_p))
-            self.rows.append((warpers, g))
-
-    def __call__(self, input_ids, scores):
+    def _prefill(self, slots: list[_Slot]) -> None:
         import torch
 
-        if all(r is None for r in self.rows):
-            return scores
-        scores = scores.clone()
-        for i, r in enumerate(self.rows):
-            if r is None:
-                continue
-            warpers, g = r
-            row = scores[i: i + 1]
-            for w in warpers:
-                row = w(input_ids[i: i + 1], row)
-            token = torch.multinomial(torch.softmax(row[0], dim=-1), 1, generator=g)
-            scores[i].fill_(-float("inf"))
-            scores[i, token] = 0.0
-        return scores
+        width = max(len(s.row.prompt.ids) for s in slots)
+        # Left padding: every row continues from the same right edge (decoder-only).
+        ids = torch.tensor([[self.pad_id] * (width - len(s.row.prompt.ids)) + s.row.prompt.ids for s in slots])
+        mask = torch.tensor([[0] * (width - len(s.row.prompt.ids)) + [1] * len(s.row.prompt.ids) for s in slots])
+        # Positions count real tokens only, so a padded row sees the RoPE angles it would see alone.
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        logits, cache = self._forward(slots, input_ids=ids, attention_mask=mask, position_ids=positions)
+        for i, slot in enumerate(slots):
+            slot.pos = len(slot.row.prompt.ids)
+            slot.next = _pick(logits[i], slot.sampler)
+            slot.progress.push(slot.next)
+        self._batch.join(slots, cache, mask)
 
-
-class _RowTracker:
-    """A stopping criterion that feeds each row's new token to its _Progress (which streams the
-    text out) and reports which rows are finished (EOS, stop string, their own max_tokens)."""
-
-    def __init__(self, rows: list[_Progress]):
-        self.rows = rows
-
-    def __call__(self, input_ids, scores, **kwargs):
+    def _decode_step(self) -> None:
         import torch
 
-        last = input_ids[:, -1].tolist()
-        return torch.tensor([p.push(t) for p, t in zip(self.rows, last)], dtype=torch.bool)
+        batch = self._batch
+        batch.mask = torch.cat([batch.mask, torch.ones(len(batch.slots), 1, dtype=batch.mask.dtype)], dim=1)
+        logits, batch.cache = self._forward(
+            batch.slots, input_ids=torch.tensor([[s.next] for s in batch.slots]), attention_mask=batch.mask,
+            position_ids=torch.tensor([[s.pos] for s in batch.slots]), past_key_values=batch.cache)
+        for i, slot in enumerate(batch.slots):
+            slot.pos += 1
+            if not slot.progress.done:
+                slot.next = _pick(logits[i], slot.sampler)
+                slot.progress.push(slot.next)
+        batch.drop_finished(trim=self._joinable)
+
+
+class _Slot:
+    """One row in the running batch: its output, adapter, sampler, next token and its position."""
+
+    def __init__(self, row: Row, progress: _Progress, adapter: str | None):
+        self.row, self.progress, self.adapter = row, progress, adapter
+        self.sampler = _sampler(row.sampling)
+        self.next = 0  # the token to feed at the next decode step
+        self.pos = 0  # its position (real tokens before it)
+
+
+class _Batch:
+    """The rows decoding together: one DynamicCache for all of them, left-padded to a shared length,
+    and its attention mask (0 over each row's padding). Row i of the cache is slots[i]."""
+
+    def __init__(self):
+        self.slots: list[_Slot] = []
+        self.cache = None
+        self.mask = None
+
+    def join(self, slots: list[_Slot], cache, mask) -> None:
+        """Merge the freshly prefilled `slots` (their own cache and mask) into the batch."""
+        import torch
+
+        if not self.slots:
+            self.slots, self.cache, self.mask = slots, cache, mask
+        else:
+            width = max(self.mask.shape[1], mask.shape[1])
+
+            def pad(t, dim: int):  # left-pad the sequence dimension with zeros (masked out)
+                extra = width - t.shape[dim]
+                if not extra:
+                    return t
+                shape = list(t.shape)
+                shape[dim] = extra
+                return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+            for mine, theirs in zip(self.cache.layers, cache.layers):
+                mine.keys = torch.cat([pad(mine.keys, 2), pad(theirs.keys, 2)])
+                mine.values = torch.cat([pad(mine.values, 2), pad(theirs.values, 2)])
+            self.mask = torch.cat([pad(self.mask, 1), pad(mask, 1)])
+            self.slots = self.slots + slots
+        self.drop_finished()
+
+    def drop_finished(self, trim: bool = True) -> None:
+        """Rows that finished (or whose client left) leave the batch; with `trim`, so do the leading
+        cache columns that are padding for every row left."""
+        import torch
+
+        for s in self.slots:
+            if s.row.cancelled:
+                s.progress.done = True
+        keep = [i for i, s in enumerate(self.slots) if not s.progress.done]
+        if not keep:
+            self.__init__()
+            return
+        if len(keep) < len(self.slots):
+            index = torch.tensor(keep)
+            self.cache.batch_select_indices(index)
+            self.mask = self.mask[index]
+            self.slots = [self.slots[i] for i in keep]
+        start = int(self.mask.any(0).int().argmax()) if trim else 0
+        if start:
+            for layer in self.cache.layers:
+                layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+            self.mask = self.mask[:, start:]
+
+
+def _sampler(s: Sampling):
+    """None for greedy; else transformers' temperature and top-p warpers and the row's own generator."""
+    if s.temperature <= 0:
+        return None
+    import torch
+    from transformers import TemperatureLogitsWarper, TopPLogitsWarper
+
+    g = torch.Generator()
+    if s.seed is None:
+        g.seed()  # non-deterministic
+    else:
+        g.manual_seed(s.seed % 2 ** 63)  # any JSON integer is a valid seed
+    warpers = [TemperatureLogitsWarper(s.temperature)]
+    if s.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(s.top_p))
+    return warpers, g
+
+
+def _pick(logits, sampler) -> int:
+    """The next token of one row from its float32 logits: argmax, or one draw from its generator."""
+    import torch
+
+    if sampler is None:
+        return int(logits.argmax())
+    warpers, g = sampler
+    row = logits[None]
+    for w in warpers:
+        row = w(None, row)  # neither warper reads input_ids
+    return int(torch.multinomial(torch.softmax(row[0], dim=-1), 1, generator=g))
