@@ -77,11 +77,13 @@ def report(runs: list[str | Path], *, out: str | Path | None = None,
 
 
 def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict | None = None,
-             kinds: tuple[str, ...] | None = None) -> dict:
+             kinds: tuple[str, ...] | None = None, estimate: bool = False) -> dict:
     """Pre-flight: config, model and data checked, data tokenized and summarised; no training.
 
     Raises TunesmithError (with file:line for data) listing every bad row, unless data.on_error=skip.
     `kinds`: the record kinds the run's recipe trains on (None: any kind, for data-only checks).
+    `estimate`: also predict the run's wall time and peak memory from a few timed training steps in
+    a child process (see tunesmith.estimate), under report["estimate"]; nothing is left behind.
     """
     from tunesmith.data.inspect import split_report
     from tunesmith.data.prepare import check_kinds, load_all
@@ -110,6 +112,10 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
     for name, examples in (("train", loaded.train), ("validation", loaded.validation)):
         if examples:
             report["data"][name] = split_report(examples, tok, cfg.data, kinds)
+    if estimate:  # after every check above: a config or data problem is reported before any training
+        from tunesmith.estimate import estimate as _estimate
+
+        report["estimate"] = _estimate(cfg)
     return report
 
 
