@@ -171,6 +171,10 @@ class TrainConfig:
         "auto", "auto: bf16 where the hardware runs it fast (CUDA with bf16, CPUs with AVX512-BF16 or AMX), else fp32. "
         "fp16 is not offered on CPU: it runs ~100x slower there.")
     gradient_checkpointing: bool = _f(False, "Recompute activations in the backward pass: less memory, 15-30% slower.")
+    label_head: bool = _f(True, "SFT/CPT: compute the LM head and the loss only at positions that carry a label, so "
+                          "full-vocabulary logits are never made for prompt or padding tokens (the same loss; less "
+                          "compute and memory). Used with LoRA-style adapters and full fine-tuning of the common "
+                          "decoder families on one process; elsewhere the model's own loss.")
     threads: int = _f(0, "CPU threads per op (torch intra-op). 0: auto, one per core not busy with other "
                       "processes, re-measured while training (2 threads on 2 cores beside one busy process ran at "
                       "0.31x quiet speed); OMP_NUM_THREADS, when set, is kept.")

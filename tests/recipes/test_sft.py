@@ -177,3 +177,22 @@ def test_learning_rate_follows_warmup_and_schedule(tiny_config, scheduler):
 
     # The rate logged at step s is the one step s used: the factor after s - 1 steps.
     assert [lr[s] for s in range(1, 9)] == pytest.approx([1e-3 * expected(s - 1) for s in range(1, 9)], abs=1e-9)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_label_only_head_trains_as_the_full_head(tiny_config, precision):
+    """train.label_head (on by default) gives the losses of the model's own full-vocabulary loss,
+    through the real Trainer: accumulation, autocast and evaluation included."""
+    runs = {}
+    for on in (True, False):
+        cfg = {**tiny_config, "name": f"head-{on}-{precision}"}
+        run_dir = _run(cfg, train__label_head=on, train__grad_accum=2, train__precision=precision)
+        from tunesmith.runs import read_metrics
+
+        runs[on] = [(m["step"], m.get("loss"), m.get("eval_loss")) for m in read_metrics(run_dir)
+                    if "loss" in m or "eval_loss" in m]
+    tol = 1e-4 if precision == "fp32" else 2e-2
+    assert [s for s, *_ in runs[True]] == [s for s, *_ in runs[False]] and runs[True]
+    for (_, a, ea), (_, b, eb) in zip(runs[True], runs[False]):
+        for x, y in ((a, b), (ea, eb)):
+            assert (x is None) == (y is None) and (x is None or abs(x - y) <= tol * max(1.0, abs(y))), (x, y)

@@ -108,6 +108,87 @@ class SplitCollator:
         return self.packed(rows) if "position_ids" in rows[0] else self.plain(rows)
 
 
+# --------------------------------------------------------------------------- label-only LM head
+
+# Causal LMs whose logits are exactly lm_head(last hidden state), soft-capped where the config says
+# (read in transformers 5's modeling files). Others keep their own loss.
+LABEL_HEAD_MODELS = frozenset({"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM",
+                               "GemmaForCausalLM", "Gemma2ForCausalLM", "Gemma3ForCausalLM", "Phi3ForCausalLM",
+                               "SmolLM3ForCausalLM", "Olmo2ForCausalLM"})
+# Labelled positions per slice of the head: a slice's fp32 logits (positions x vocabulary) are
+# recomputed in the backward pass instead of kept, so at most one slice exists at a time.
+HEAD_CHUNK = 1024
+
+
+def label_head_model(model):
+    """The causal LM inside `model` when its loss can be computed at labelled positions only: a
+    known decoder family, plain or with adapters injected into its layers (LoRA, DoRA, VeRA, IA3).
+    None for prompt-learning methods, whose peft wrapper adds virtual tokens in its own forward."""
+    base = model
+    if hasattr(model, "peft_config"):
+        if any(c.is_prompt_learning for c in model.peft_config.values()):
+            return None
+        base = model.get_base_model()
+    return base if type(base).__name__ in LABEL_HEAD_MODELS else None
+
+
+def label_head_loss(causal_lm, inputs: dict, num_items_in_batch=None):
+    """The next-token loss of `inputs` (input_ids, labels, and attention_mask or position_ids),
+    equal to transformers' ForCausalLMLoss, with the LM head applied only where a label is.
+
+    The model's own path makes (batch x length x vocabulary) logits, most of them for prompt and
+    padding positions whose loss is masked out: on SmolLM2 (49,152 tokens) and the quickstart rows,
+    66% of positions carry no label. Summed over labelled positions and divided by
+    num_items_in_batch (the accumulated batch's label count) when given, as transformers does."""
+    import torch
+    import torch.nn.functional as F
+    from torch.utils.checkpoint import checkpoint
+
+    labels = inputs["labels"]
+    hidden = causal_lm.model(**{k: v for k, v in inputs.items() if k != "labels"}).last_hidden_state
+    targets = labels[:, 1:]  # the hidden state at t predicts token t + 1
+    keep = targets != IGNORE_INDEX
+    h, t = hidden[:, :-1][keep], targets[keep]
+    cap = getattr(causal_lm.config, "final_logit_softcapping", None)
+
+    def chunk_loss(h_chunk, t_chunk):
+        logits = causal_lm.lm_head(h_chunk)
+        if cap is not None:
+            logits = torch.tanh(logits / cap) * cap
+        return F.cross_entropy(logits.float(), t_chunk, reduction="sum")
+
+    if len(t) <= HEAD_CHUNK:
+        total = chunk_loss(h, t) if len(t) else hidden.sum() * 0.0  # no label: a zero that keeps the graph
+    else:
+        total = sum(checkpoint(chunk_loss, hc, tc, use_reentrant=False)
+                    for hc, tc in zip(h.split(HEAD_CHUNK), t.split(HEAD_CHUNK)))
+    count = num_items_in_batch if num_items_in_batch is not None else keep.sum().clamp(min=1)
+    if torch.is_tensor(count):
+        count = count.to(total.device)
+    return total / count
+
+
+def label_head_trainer():
+    """transformers' Trainer with the loss computed by label_head_loss where it applies."""
+    from transformers import Trainer
+
+    class LabelHeadTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            # Only an unwrapped model: calling inside a DDP/FSDP wrapper would skip its gradient sync.
+            causal_lm = label_head_model(model) if model is self.accelerator.unwrap_model(model) else None
+            if causal_lm is None or "labels" not in inputs:
+                self.loss_is_scaled_for_ga = None  # the trainer's own rule for the model's loss
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            # accelerate's autocast wraps the model's forward, which this path does not call.
+            with self.accelerator.autocast():
+                loss = label_head_loss(causal_lm, inputs, num_items_in_batch)
+            # Normalised by the accumulated batch's label count: the trainer must not divide again.
+            self.loss_is_scaled_for_ga = num_items_in_batch is not None
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return LabelHeadTrainer
+
+
 # --------------------------------------------------------------------------- the trainer
 
 

@@ -64,7 +64,10 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
         collator = SplitCollator(PackedCollator(), collator)
     optimizers = (adapters.loraplus_optimizer(model, cfg.train.learning_rate, cfg.lora.plus_ratio,
                                               cfg.train.weight_decay), None) if cfg.lora.plus_ratio else (None, None)
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+    if s.precision[0] == "bf16" and cfg.train.method != "full":
+        adapters.keep_autocast_inputs(model)  # bf16 autocast: the adapters' fp32 input casts change nothing
+    trainer_cls = common.label_head_trainer() if cfg.train.label_head else Trainer
+    trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, optimizers=optimizers,
                       callbacks=common.callbacks(run.dir, show_progress, callbacks))
     if cfg.train.early_stopping_patience:
