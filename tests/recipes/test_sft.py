@@ -111,10 +111,15 @@ def test_a_run_with_a_clean_section_writes_the_data_report(tiny_config, tiny_dat
     assert report["train"]["kept"] == 24
 
 
-def test_packed_training_reports_its_efficiency(tiny_config):
+def test_packed_training_reports_its_efficiency(tiny_config, capsys):
     run_dir = _run(tiny_config, train__max_steps=2, train__eval_steps=2, data__packing=True, data__max_length=512)
     report = json.loads((run_dir / "data_report.json").read_text())
     packing = report["packing"]
+    # On CPU, rows that already pad well are told packing will likely be slower.
+    from tunesmith.recipes.sft import PACKING_PAYS_BELOW
+
+    advised = "packing is likely slower than padding" in capsys.readouterr().out
+    assert advised == (packing["padded_efficiency"] >= PACKING_PAYS_BELOW and not torch.cuda.is_available())
     assert packing["examples"] == report["train"]["kept"] and packing["packs"] < packing["examples"]
     assert packing["efficiency"] == round(report["train"]["tokens"] / (packing["packs"] * 512), 4)
     from tunesmith.runs import read_metrics

@@ -108,12 +108,27 @@ def _datasets(cfg, prepared, tokenizer):
     return train_ds, eval_ds, report
 
 
+# Padded batches this full of real tokens leave packing little to save (see _say_data).
+PACKING_PAYS_BELOW = 0.85
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def _say_data(cfg, prepared, report: dict, precision: tuple[str, str]) -> None:
     packing = report.get("packing")
     if packing:
         print(f"tunesmith: packed {packing['examples']} rows into {packing['packs']} sequences of "
               f"{cfg.data.max_length} tokens ({packing['efficiency']:.0%} real tokens, against "
               f"{packing['padded_efficiency']:.0%} padded)", flush=True)
+        if packing["padded_efficiency"] >= PACKING_PAYS_BELOW and not _cuda():
+            # On CPU a pack's attention spans all max_length tokens, which costs more than the padding it
+            # saves when rows are alike in length (bench/sft_vs_trl.py: slower on the quickstart rows).
+            print(f"tunesmith: note: padded batches are already {packing['padded_efficiency']:.0%} real tokens; on "
+                  "CPU packing is likely slower than padding for these rows (data.packing=false)", flush=True)
     s, skipped = prepared.train_stats, prepared.load["train"]["rows"]["skipped"]
     if skipped:
         print(f"tunesmith: skipped bad rows (data.on_error=skip), by reason: {skipped}", flush=True)
