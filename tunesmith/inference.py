@@ -118,22 +118,29 @@ def generate(loaded: Loaded, conversations: list[list[dict]] | list[str], max_ne
     stop_ids = {tok.eos_token_id, *(gen_eos if isinstance(gen_eos, list) else [gen_eos])} - {None}
     from tunesmith.hardware import recheck_threads
 
-    out = []
-    for i in range(0, len(conversations), batch_size):
+    texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) if chat else c
+             for c in conversations]
+    # Batches of prompts of similar length, longest first (an out-of-memory shows at once): a short
+    # prompt batched with long ones pays for their left padding at every decoding step. Replies come
+    # back in the callers' order.
+    lengths = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []
+    order = sorted(range(len(texts)), key=lambda k: -lengths[k])
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
+        "do_sample": False}
+    out: list[str] = [""] * len(texts)
+    for i in range(0, len(order), batch_size):
         recheck_threads()  # follow other processes' load between batches (see hardware.py)
-        texts = [tok.apply_chat_template(c, tokenize=False, add_generation_prompt=True) if chat else c
-                 for c in conversations[i: i + batch_size]]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {
-            "do_sample": False}
+        idx = order[i: i + batch_size]
+        enc = tok([texts[k] for k in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         with torch.inference_mode():
-            # stop_strings ends a batch early once every row has hit one; the cut below makes it exact.
+            # generate() stops a batch once every row has hit an EOS or (stop_strings) a stop string;
+            # the cut below makes the stop exact.
             ids = model.generate(**enc, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
                                  eos_token_id=sorted(stop_ids), **sampling,
                                  **({"stop_strings": stop, "tokenizer": tok} if stop else {}))
-        for row in ids[:, enc["input_ids"].shape[1]:]:
+        for k, row in zip(idx, ids[:, enc["input_ids"].shape[1]:]):
             text = tok.decode(row, skip_special_tokens=True)
-            out.append(_cut(text, stop) if not chat else text.strip())
+            out[k] = _cut(text, stop) if not chat else text.strip()
     return out
 
 

@@ -152,3 +152,41 @@ def test_callers_limit_replaces_task_and_suite_limits(tmp_path):
     """)
     assert [t.limit for t in T.load_suite(path).tasks] == [200, 50]
     assert [t.limit for t in T.load_suite(path, limit=3).tasks] == [3, 3]
+
+
+@pytest.fixture(scope="module")
+def tiny_loaded(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tunesmith.inference import Loaded
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    return Loaded(model, AutoTokenizer.from_pretrained(tiny_model_dir), "tiny")
+
+
+def test_shared_prefix_scoring_keeps_the_shipped_choices_predictions(tiny_loaded, monkeypatch):
+    from tunesmith.eval import scoring
+
+    spec = T.TaskSpec(name="choices", type="multiple_choice", data=str(ROOT / "examples" / "eval" / "choices.jsonl"),
+                      prompt="Question: {{ question }}\nAnswer:", choices="choices", label="answer")
+    rows = T.read_rows(spec)
+    new = T.run_choices(tiny_loaded, spec, rows, batch_size=2)
+    monkeypatch.setattr(scoring, "loglikelihoods", scoring.loglikelihoods_reference)
+    old = T.run_choices(tiny_loaded, spec, rows, batch_size=2)
+    assert [r["output"] for r in new.records] == [r["output"] for r in old.records]
+    assert new.metrics == old.metrics
+    for a, b in zip(new.records, old.records):
+        assert a["loglikelihoods"] == pytest.approx(b["loglikelihoods"], abs=2e-4)
+
+
+def test_batched_greedy_generation_equals_one_at_a_time(tiny_loaded):
+    from tunesmith.inference import generate
+
+    prompts = ["Hi", "Tell me a long story about a cat who sat on a mat in the sun", "2+2=",
+               "Write one sentence.", "What is the capital of France? Answer in one word, please.", "Ok"]
+    convs = [[{"role": "user", "content": p}] for p in prompts]
+    one = [generate(tiny_loaded, [c], max_new_tokens=12)[0] for c in convs]
+    assert generate(tiny_loaded, convs, max_new_tokens=12, batch_size=4) == one
+    raw = [generate(tiny_loaded, [p], max_new_tokens=12, chat=False, stop=["\n"])[0] for p in prompts]
+    assert generate(tiny_loaded, prompts, max_new_tokens=12, batch_size=3, chat=False, stop=["\n"]) == raw
