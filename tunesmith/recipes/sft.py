@@ -76,6 +76,9 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
         trainer.add_callback(EarlyStoppingCallback(cfg.train.early_stopping_patience,
                                                    cfg.train.early_stopping_threshold))
     final = common.fit(trainer, run.resume_from)
+    if cfg.data.packing:  # packs have no attention mask, so transformers counted every slot, padding too
+        tokens = round(final["tokens_seen"] * report["packing"]["efficiency"])
+        final.update(common.throughput(tokens, final["train_seconds"]))
 
     # --- evaluate
     final.update(stopped_early=bool(cfg.train.early_stopping_patience) and final["steps"] < args.max_steps,
