@@ -8,8 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import load_file
+from adapter_checks import loads_with_plain_peft, lora_b  # tests/recipes/adapter_checks.py
 
 import tunesmith
 from tunesmith.errors import TunesmithError
@@ -35,19 +34,6 @@ def needs_column(prompts, completions, difficulty, **kwargs):
 '''
 
 
-def _lora_b(adapter_dir: Path) -> list[torch.Tensor]:
-    weights = load_file(adapter_dir / "adapter_model.safetensors")
-    return [w for k, w in weights.items() if "lora_B" in k]
-
-
-def _loads_with_plain_peft(base_dir: Path, adapter_dir: Path) -> None:
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), adapter_dir)
-    assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
-
-
 def test_grpo_trains_lora_on_a_python_reward(tmp_path, tiny_model_dir):
     (tmp_path / "my_rewards.py").write_text(SHORT_REWARD)
     run_dir = tunesmith.train(CONFIGS / "grpo-lora.yaml", {
@@ -55,9 +41,9 @@ def test_grpo_trains_lora_on_a_python_reward(tmp_path, tiny_model_dir):
         "rl.reward_functions": [str(tmp_path / "my_rewards.py") + ":short"]}, show_progress=False)
 
     # LoRA B matrices start at zero: non-zero entries mean GRPO's gradient reached the adapter.
-    b = _lora_b(run_dir / "adapter")
+    b = lora_b(run_dir / "adapter")
     assert b and all(w.abs().sum() > 0 for w in b)
-    _loads_with_plain_peft(tiny_model_dir, run_dir / "adapter")
+    loads_with_plain_peft(tiny_model_dir, run_dir / "adapter")
 
     steps = [m for m in read_metrics(run_dir) if "reward" in m]
     assert [m["step"] for m in steps] == [1, 2, 3]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from adapter_checks import loads_with_plain_peft, lora_b  # tests/recipes/adapter_checks.py
 from safetensors.torch import load_file
 
 import tunesmith
@@ -19,19 +20,6 @@ from tunesmith.runs import read_metrics
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 FAST = {"train.logging_steps": 1, "train.learning_rate": 1e-2, "train.precision": "fp32", "train.warmup_ratio": 0.0,
         "rl.max_new_tokens": 8}
-
-def _lora_b(adapter_dir: Path) -> list[torch.Tensor]:
-    weights = load_file(adapter_dir / "adapter_model.safetensors")
-    return [w for k, w in weights.items() if "lora_B" in k]
-
-
-def _loads_with_plain_peft(base_dir: Path, adapter_dir: Path) -> None:
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM
-
-    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(base_dir), adapter_dir)
-    assert sum(p.numel() for n, p in model.named_parameters() if "lora_" in n) > 0
-
 
 def test_ppo_against_a_reward_run(tmp_path, tiny_model_dir):
     reward_dir = tunesmith.train(CONFIGS / "reward-lora.yaml", {
@@ -46,9 +34,9 @@ def test_ppo_against_a_reward_run(tmp_path, tiny_model_dir):
     assert all(math.isfinite(r[k]) for r in rows for k in ("score", "kl", "policy_loss", "value_loss"))
     assert rows[0]["kl"] == 0.0  # the first rollout's policy is the base: LoRA B is still zero
     assert rows[-1]["kl"] != 0.0
-    b = _lora_b(run_dir / "adapter")
+    b = lora_b(run_dir / "adapter")
     assert b and all(w.abs().sum() > 0 for w in b)
-    _loads_with_plain_peft(tiny_model_dir, run_dir / "adapter")
+    loads_with_plain_peft(tiny_model_dir, run_dir / "adapter")
     head = load_file(run_dir / "value_head.safetensors")
     assert head["weight"].shape == (1, 64) and head["weight"].abs().sum() > 0  # zero-initialised, then trained
     manifest = json.loads((run_dir / "manifest.json").read_text())

@@ -91,55 +91,6 @@ def _load_reward_function(spec: str, base: Path, key: str):
     return func
 
 
-def _load_reward_function(spec: str, base: Path, key: str):
-    target, sep, name = spec.rpartition(":")  # rpartition: 'C:\\r.py:f' splits at the last colon
-    if not sep or not target or not name.isidentifier():
-        raise fail(f"{spec!r} is not 'file.py:function' or 'module:function'", "e.g. 'rewards.py:correct'",
-                   field=key)
-    if target.endswith(".py"):
-        path = Path(target).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            raise fail(f"reward file {path} not found", f"paths are relative to the config's folder ({base})",
-                       field=key)
-        # A unique module name per file, so two configs' rewards.py never shadow each other.
-        module_name = f"tunesmith_reward_{path.stem}_{hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]}"
-        loader_spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(loader_spec)
-        where = str(path)
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as e:  # noqa: BLE001 - any error in user code is reported as theirs
-            raise fail(f"importing {path} failed: {type(e).__name__}: {e}",
-                       f"fix the file (`python {path}` shows the traceback)", field=key) from None
-    else:
-        where = target
-        try:
-            module = importlib.import_module(target)
-        except ImportError as e:
-            raise fail(f"cannot import module {target!r}: {e}",
-                       "give a file path ending in .py, or a module on the Python path", field=key) from None
-        except Exception as e:  # noqa: BLE001
-            raise fail(f"importing {target} failed: {type(e).__name__}: {e}", "fix the module", field=key) from None
-    if not hasattr(module, name):
-        defined = [n for n, v in vars(module).items()
-                   if inspect.isfunction(v) and not n.startswith("_") and v.__module__ == module.__name__]
-        raise fail(f"{where} has no function {name!r}",
-                   f"functions defined there: {', '.join(defined)}" if defined else "define it there", field=key)
-    func = getattr(module, name)
-    if not callable(func):
-        raise fail(f"{where}:{name} is a {type(func).__name__}, not a function",
-                   "name a function taking (prompts, completions, **columns)", field=key)
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return func  # a builtin or C callable: nothing to inspect
-    if not any(p.kind is p.VAR_KEYWORD for p in params):
-        raise fail(f"{where}:{name} takes no **kwargs, but it is also passed completion_ids, trainer_state and "
-                   "every data column", f"write it as def {name}(prompts, completions, **kwargs)", field=key)
-    return func
-
-
 def check_reward_columns(funcs: list, specs: list[str], columns: set[str]) -> None:
     """A reward function's required parameter must be a data column (else trl fails mid-training)."""
     errors = Collector(title="rl.reward_functions: parameters the data cannot fill:")
