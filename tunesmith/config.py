@@ -43,9 +43,10 @@ class ModelConfig:
     quantization: Literal["none", "nf4", "fp4", "int8"] = _f(
         "none", "Load the frozen base quantized with bitsandbytes for LoRA training (QLoRA): nf4 or fp4 4-bit, "
         "or int8. Needs train.method other than full; on CPU bitsandbytes >= 0.48 runs these kernels.")
-    attention: Literal["auto", "eager", "sdpa"] = _f(
+    attention: Literal["auto", "eager", "sdpa", "flash_attention_2"] = _f(
         "auto", "Attention kernel for training. auto: eager on CPU when data.max_length <= 1024 (measured ~20% "
-        "faster than sdpa for LoRA SFT on 2 cores), else sdpa.")
+        "faster than sdpa for LoRA SFT on 2 cores), else sdpa; on a CUDA GPU with flash-attn installed and bf16, "
+        "flash_attention_2 (packed rows then train padding-free).")
 
 
 # Defined once: the CLI's and the API's defaults and choices and eval's own checks read these.
@@ -175,6 +176,11 @@ class TrainConfig:
                           "full-vocabulary logits are never made for prompt or padding tokens (the same loss; less "
                           "compute and memory). Used with LoRA-style adapters and full fine-tuning of the common "
                           "decoder families on one process; elsewhere the model's own loss.")
+    kernels: Literal["auto", "liger", "none"] = _f(
+        "auto", "SFT/CPT on a CUDA GPU: Liger's fused kernels (RMSNorm, RoPE, SwiGLU, fused linear cross-entropy). "
+        "auto: on where a CUDA device and liger-kernel (pip install 'tunesmith[gpu]') are; never on CPU.")
+    compile: bool = _f(False, "torch.compile the model (inductor). Off by default: on CPU it gave no gain and its "
+                       "first compile took over 5 minutes on 2 cores (docs/performance.md).")
     threads: int = _f(0, "CPU threads per op (torch intra-op). 0: auto, one per core not busy with other "
                       "processes, re-measured while training (2 threads on 2 cores beside one busy process ran at "
                       "0.31x quiet speed); OMP_NUM_THREADS, when set, is kept.")

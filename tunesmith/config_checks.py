@@ -98,6 +98,16 @@ def check_train(cfg, bad: Bad) -> None:
         bad("train.save_total_limit", f"{t.save_total_limit} keeps no checkpoint", "use at least 1 (resume needs one)")
     if t.freeze and t.method != "full":
         bad("train.freeze", "freezing layers applies to full fine-tuning", "set train.method=full, or drop freeze")
+    if t.kernels == "liger" or cfg.model.attention == "flash_attention_2":  # GPU-only choices, checked here
+        from tunesmith.errors import TunesmithError
+        from tunesmith.hardware import training_attention, training_kernels
+
+        try:
+            training_kernels(t.kernels)
+            training_attention(cfg.model.attention, d.max_length)
+        except TunesmithError as e:
+            p = e.problems[0]
+            bad(p.field, p.problem, p.fix)
     if t.eval_steps < 0:
         bad("train.eval_steps", f"{t.eval_steps} is negative", "use 0 (end of training only) or a step count")
     if t.early_stopping_patience < 0:

@@ -43,15 +43,56 @@ def resolve_precision(requested: str) -> tuple[str, str]:
     return "fp32", "CPU without native bf16"
 
 
-def training_attention(requested: str, max_length: int) -> str:
+def training_attention(requested: str, max_length: int, precision: str = "fp32") -> str:
     """Attention kernel for training. On CPU, torch's sdpa (flash) backward was the largest single
     cost for short rows: eager ran LoRA SFT on SmolLM2 ~20% faster at ~92 tokens/row (bench/
-    sft_throughput.py). Eager materialises [batch, heads, n, n] scores, so long rows keep sdpa."""
+    sft_throughput.py). Eager materialises [batch, heads, n, n] scores, so long rows keep sdpa.
+    On a CUDA device with flash-attn installed and a bf16 run, FlashAttention-2: its varlen kernels
+    train packed rows padding-free (no [n, n] mask, no attention across examples, from the
+    restarting position ids)."""
+    import importlib.util
+
     import torch
 
+    cuda = torch.cuda.is_available()
+    if requested == "flash_attention_2" and not cuda:
+        from tunesmith.errors import fail
+
+        raise fail("model.attention=flash_attention_2 needs a CUDA GPU", "use model.attention=auto on this machine",
+                   field="model.attention")
     if requested != "auto":
         return requested
-    return "eager" if not torch.cuda.is_available() and max_length <= 1024 else "sdpa"
+    if cuda:
+        return "flash_attention_2" if precision == "bf16" and importlib.util.find_spec("flash_attn") else "sdpa"
+    return "eager" if max_length <= 1024 else "sdpa"
+
+
+def training_kernels(requested: str) -> tuple[str, str]:
+    """(kernels, why): Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU, and a fused linear
+    cross-entropy that never materialises the logits) on a CUDA device; none on CPU, where Triton
+    does not run."""
+    import importlib.util
+
+    import torch
+
+    cuda, have = torch.cuda.is_available(), importlib.util.find_spec("liger_kernel") is not None
+    if requested == "none":
+        return "none", "set in config"
+    if requested == "liger":
+        from tunesmith.errors import fail
+
+        if not cuda:
+            raise fail("train.kernels=liger needs a CUDA GPU (Liger's kernels are Triton)",
+                       "use train.kernels=auto (on only where a GPU is) or none", field="train.kernels")
+        if not have:
+            raise fail("train.kernels=liger but liger-kernel is not installed",
+                       "pip install 'tunesmith[gpu]' (or liger-kernel)", field="train.kernels")
+        return "liger", "set in config"
+    if not cuda:
+        return "none", "no CUDA device"
+    if not have:
+        return "none", "liger-kernel is not installed (pip install 'tunesmith[gpu]')"
+    return "liger", "CUDA device and liger-kernel installed"
 
 
 def hardware_info() -> dict:

@@ -750,3 +750,19 @@ def test_problems_from_several_sections_are_reported_together(tmp_path):
                        ("privacy.enabled", 17), ("sweep.trials", 19), ("eval.samples", 21)}
     assert all(p.file == str(cfg_file) and p.fix for p in err.problems)
     assert str(err).startswith(f"{cfg_file}: invalid config:")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.parametrize("key,value", [("train.kernels", "liger"), ("model.attention", "flash_attention_2")])
+def test_gpu_only_switches_are_refused_without_a_gpu(key, value):
+    p = refusal({"data": {"train": "/abs/t.jsonl"}}, {key: value}, key)
+    assert "CUDA GPU" in p.problem and p.fix
+
+
+def test_compile_reaches_the_training_arguments(tmp_path):
+    from tunesmith.recipes.common import training_arguments
+
+    cfg = load_config({"data": {"train": "/abs/t.jsonl"}}, {"train.compile": True})
+    assert training_arguments(cfg.train, tmp_path, "fp32", 0, False).torch_compile
+    assert not training_arguments(load_config({"data": {"train": "/abs/t.jsonl"}}).train, tmp_path, "fp32", 0,
+                                  False).torch_compile

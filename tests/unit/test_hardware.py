@@ -176,3 +176,55 @@ def test_a_training_run_records_its_thread_choice(tiny_config, keep_threads, mon
     threads = json.loads((run_dir / "manifest.json").read_text())["hardware"]["threads"]
     assert threads["threads"] == 1 and threads["why"] == "set in config (train.threads)"
     assert torch.get_num_threads() == 1
+
+
+def _gpu(monkeypatch, cuda: bool, installed: set[str]):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name in installed else (None if name in
+                                                                             ("liger_kernel", "flash_attn")
+                                                                             else real(name, *a)))
+
+
+@pytest.mark.parametrize("cuda,installed,expected", [
+    (False, {"liger_kernel"}, "none"),          # never on CPU, even when installed
+    (True, set(), "none"),                      # a GPU without the library: the plain path
+    (True, {"liger_kernel"}, "liger"),
+])
+def test_liger_kernels_are_on_only_on_a_gpu_with_the_library(monkeypatch, cuda, installed, expected):
+    _gpu(monkeypatch, cuda, installed)
+    kernels, why = hardware.training_kernels("auto")
+    assert kernels == expected and why
+    assert hardware.training_kernels("none")[0] == "none"
+
+
+@pytest.mark.parametrize("cuda,installed", [(False, {"liger_kernel"}), (True, set())])
+def test_asking_for_liger_where_it_cannot_run_is_a_clear_error(monkeypatch, cuda, installed):
+    from tunesmith.errors import TunesmithError
+
+    _gpu(monkeypatch, cuda, installed)
+    with pytest.raises(TunesmithError, match="train.kernels=liger") as e:
+        hardware.training_kernels("liger")
+    assert e.value.problems[0].field == "train.kernels"
+
+
+@pytest.mark.parametrize("cuda,installed,precision,expected", [
+    (False, {"flash_attn"}, "bf16", "eager"),
+    (True, {"flash_attn"}, "bf16", "flash_attention_2"),
+    (True, {"flash_attn"}, "fp32", "sdpa"),     # FlashAttention runs in half precision only
+    (True, set(), "bf16", "sdpa"),
+])
+def test_auto_attention_picks_flash_attention_only_where_it_runs(monkeypatch, cuda, installed, precision, expected):
+    _gpu(monkeypatch, cuda, installed)
+    assert hardware.training_attention("auto", 256, precision) == expected
+
+
+def test_flash_attention_on_a_cpu_is_refused(monkeypatch):
+    from tunesmith.errors import TunesmithError
+
+    _gpu(monkeypatch, False, {"flash_attn"})
+    with pytest.raises(TunesmithError, match="needs a CUDA GPU"):
+        hardware.training_attention("flash_attention_2", 256, "bf16")

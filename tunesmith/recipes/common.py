@@ -232,6 +232,7 @@ def training_arguments(train, run_dir: Path, precision: str, seed: int, has_eval
         report_to="none",
         disable_tqdm=True,  # our own bar shows loss and tokens/s
         dataloader_num_workers=0,
+        torch_compile=train.compile,
         **extra,
     )
 

@@ -25,12 +25,14 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     from transformers import Trainer
 
     from tunesmith.data.prepare import prepare
-    from tunesmith.hardware import training_attention
+    from tunesmith.hardware import training_attention, training_kernels
     from tunesmith.models import adapters
     from tunesmith.models.loading import load_model, load_tokenizer
 
     # --- setup
     s = common.setup(cfg)
+    attention = training_attention(cfg.model.attention, cfg.data.max_length, s.precision[0])
+    kernels = training_kernels(cfg.train.kernels)
 
     # --- data (before the run directory exists: bad data never leaves a half-made run behind)
     tokenizer = load_tokenizer(s.source, cfg.model.chat_template, cfg.model.trust_remote_code)
@@ -42,7 +44,6 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- model
     base_dtype = common.base_dtype(s.precision, cfg.train.method)
-    attention = training_attention(cfg.model.attention, cfg.data.max_length)
     model = load_model(s.source, cfg.model.trust_remote_code, dtype=base_dtype, attention=attention,
                        quantization=cfg.model.quantization)
     model.config.use_cache = False  # the KV cache is useless in training and costs memory
@@ -50,14 +51,15 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
         run.manifest["frozen_tensors"] = adapters.freeze(model, cfg.train.freeze) if cfg.train.freeze else 0
     else:
         model = adapters.apply(model, cfg.train.method, cfg.lora)
-    info = {"base_dtype": base_dtype, "attention": attention}
+    info = {"base_dtype": base_dtype, "attention": attention, "kernels": list(kernels)}
     if cfg.model.quantization != "none":  # 4/8-bit linear layers; embeddings and norms stay fp32
         info.update(quantization=cfg.model.quantization, base_dtype="float32", compute_dtype=base_dtype)
     run.record_model(model, **info)
 
     # --- train
     args = common.training_arguments(cfg.train, run.dir, s.precision[0], cfg.seed, eval_ds is not None,
-                                     remove_unused_columns=False)  # our rows carry exactly what the model takes
+                                     remove_unused_columns=False,  # our rows carry exactly what the model takes
+                                     use_liger_kernel=kernels[0] == "liger")
     # Packed training rows need their position ids; eval rows stay unpacked and padded.
     collator = PadCollator(tokenizer.pad_token_id)
     if cfg.data.packing:
@@ -66,7 +68,8 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
                                               cfg.train.weight_decay), None) if cfg.lora.plus_ratio else (None, None)
     if s.precision[0] == "bf16" and cfg.train.method != "full":
         adapters.keep_autocast_inputs(model)  # bf16 autocast: the adapters' fp32 input casts change nothing
-    trainer_cls = common.label_head_trainer() if cfg.train.label_head else Trainer
+    # Liger's fused linear cross-entropy already skips the full logits; the label-only head is the CPU's.
+    trainer_cls = common.label_head_trainer() if cfg.train.label_head and kernels[0] != "liger" else Trainer
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, optimizers=optimizers,
                       callbacks=common.callbacks(run.dir, show_progress, callbacks))
