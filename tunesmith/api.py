@@ -23,6 +23,7 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
           show_progress: bool = True, callbacks: tuple = ()) -> Path:
     """Fine-tune as the config says; returns the run directory. `callbacks`: extra transformers
     TrainerCallbacks (a sweep's pruning hook, say)."""
+    from tunesmith import autotune
     from tunesmith.recipes import recipe
 
     cfg = _config(config, overrides)
@@ -43,6 +44,10 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
         from tunesmith.eval.tasks import load_suite
 
         load_suite(cfg.eval.suite, cfg.eval.limit)
+    if autotune.pending(cfg) or cfg.train.time_budget is not None:  # auto values from the data, then the budget
+        from tunesmith.estimate import fit_budget
+
+        cfg = fit_budget(autotune.resolve(cfg))
     run_dir = recipe(cfg.recipe)(cfg, show_progress=show_progress, callbacks=callbacks)
     from tunesmith.runs import is_main_process
 
@@ -112,11 +117,28 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
     for name, examples in (("train", loaded.train), ("validation", loaded.validation)):
         if examples:
             report["data"][name] = split_report(examples, tok, cfg.data, kinds)
+    if kinds:  # auto values as the run will resolve them (tunesmith/autotune.py), from the same rows
+        from tunesmith import autotune
+
+        shape = autotune.shape_from_report(report["data"].get("train", {}), bool(loaded.validation), cfg)
+        cfg = autotune.resolve(cfg, shape)
+        if estimate:
+            from tunesmith.estimate import fit_budget
+
+            cfg = fit_budget(cfg)
+        report["auto"] = {key: {"value": _dotted(cfg, key), "rule": why} for key, why in cfg.auto.items()}
+        report["train"] = {k: getattr(cfg.train, k) for k in ("epochs", "max_steps", "batch_size", "learning_rate",
+                                                              "eval_steps", "early_stopping_patience")}
     if estimate:  # after every check above: a config or data problem is reported before any training
         from tunesmith.estimate import estimate as _estimate
 
         report["estimate"] = _estimate(cfg)
     return report
+
+
+def _dotted(cfg, key: str):
+    section, name = key.split(".", 1)
+    return getattr(getattr(cfg, section), name)
 
 
 def data_config(target: str | Path, overrides: list[str] | dict | None = None) -> RunConfig:

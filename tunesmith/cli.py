@@ -103,6 +103,11 @@ def cmd_validate(args) -> int:
     print(f"config ok: {report['config']}")
     print(f"model ok: {report['model']['spec']} ({report['model']['kind']}: {report['model']['path']})")
     print_data_report(report)
+    if report.get("auto"):
+        print("\nauto values (the run resolves the same):")
+        for key, v in report["auto"].items():
+            value = f"{v['value']:g}" if isinstance(v["value"], float) else v["value"]
+            print(f"  {key} = {value}  ({v['rule']})")
     if args.estimate:
         from tunesmith.estimate import summary_lines
 
@@ -175,6 +180,27 @@ def cmd_chat(args) -> int:
 def _add_models(sub) -> None:
     s = sub.add_parser("models", help="list embedded and cached models")
     s.add_argument("--json", action="store_true")
+
+
+def _add_presets(sub) -> None:
+    s = sub.add_parser("presets", help="list the recipe presets (preset: NAME in a config), or show one")
+    s.add_argument("name", nargs="?", help="print this preset's settings as YAML")
+
+
+def cmd_presets(args) -> int:
+    from tunesmith import presets
+
+    if args.name:
+        import yaml
+
+        if args.name not in presets.names():
+            presets.apply({"preset": args.name})  # raises the unknown-preset error with its suggestion
+        print(yaml.safe_dump(presets.read(args.name), sort_keys=False), end="")
+        return 0
+    for name, description in presets.listing():
+        print(f"  {name:<16} {description}")
+    print("use one with `preset: NAME` in a config (its own settings win); `tunesmith presets NAME` shows it")
+    return 0
 
 
 def cmd_models(args) -> int:
@@ -364,7 +390,8 @@ COMMANDS = {"train": (_add_train, cmd_train), "sweep": (_add_sweep, cmd_sweep),
             "validate": (_add_validate, cmd_validate), "config": (_add_config, cmd_config),
             "generate": (_add_generate, cmd_generate), "chat": (_add_chat, cmd_chat), "eval": (_add_eval, cmd_eval),
             "report": (_add_report, cmd_report), "export": (_add_export, cmd_export), "serve": (_add_serve, cmd_serve),
-            "human": (_add_human, cmd_human), "data": (add_data, cmd_data), "models": (_add_models, cmd_models)}
+            "human": (_add_human, cmd_human), "data": (add_data, cmd_data), "models": (_add_models, cmd_models),
+            "presets": (_add_presets, cmd_presets)}
 
 
 def build_parser() -> argparse.ArgumentParser:

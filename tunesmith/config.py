@@ -157,12 +157,20 @@ class TrainConfig:
         "fine-tuning of every weight.")
     freeze: list[str] = _f([], "Full fine-tuning only: parameters whose name contains any of these stay frozen "
                            "(e.g. ['embed_tokens', 'layers.0.']).")
-    epochs: float = _f(1.0, "Passes over the training data (ignored when max_steps > 0).")
+    epochs: float | Literal["auto"] = _f(
+        "auto", "Passes over the training data (ignored when max_steps > 0). auto: from the recipe and the number "
+        "of rows (e.g. 3 for SFT, fewer for large sets, more for small ones); the rule is kept in the manifest.")
     max_steps: int = _f(-1, "Stop after this many optimizer steps (-1: use epochs).")
-    batch_size: int = _f(8, "Examples per device per forward pass.")
+    batch_size: int | Literal["auto"] = _f(
+        "auto", "Examples per device per forward pass. auto: about 2048 tokens per batch on CPU (16384 on a GPU) "
+        "from the median row length, a power of 2, at most 32 (64), and at least 8 steps per epoch.")
     grad_accum: int = _f(1, "Forward passes accumulated per optimizer step (effective batch = batch_size x "
                          "grad_accum).")
-    learning_rate: float = _f(2e-4, "Peak learning rate.")
+    learning_rate: float | Literal["auto"] = _f(
+        "auto", "Peak learning rate. auto: per recipe and method (e.g. LoRA SFT 5e-4, full SFT 2e-5, MiniLM "
+        "classification in full 3e-5, DPO LoRA 5e-5), scaled by sqrt(rows per step / 16).")
+    time_budget: float | None = _f(None, "Minutes the training may take: a few timed steps cap train.max_steps to fit "
+                                   "(sft, cpt, dpo), and the run stops at the budget in any case (None: no budget).")
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = _f(
         "cosine", "Learning-rate schedule after warm-up.")
     warmup_ratio: float = _f(0.03, "Fraction of steps spent warming the learning rate up from 0.")
@@ -185,10 +193,13 @@ class TrainConfig:
                       "processes, re-measured while training (2 threads on 2 cores beside one busy process ran at "
                       "0.31x quiet speed); OMP_NUM_THREADS, when set, is kept.")
     logging_steps: int = _f(5, "Log loss, learning rate and tokens/s every this many steps.")
-    eval_steps: int = _f(0, "Compute eval loss every this many steps (0: only at the end).")
+    eval_steps: int | Literal["auto"] = _f(
+        "auto", "Compute eval loss every this many steps (0: only at the end). auto: 8 evaluations per run when "
+        "there is validation data and at least 20 steps, else 0.")
     save_steps: int = _f(50, "Write a resumable checkpoint every this many steps.")
-    early_stopping_patience: int = _f(0, "Stop after this many evaluations without eval-loss improvement, and "
-                                      "keep the best checkpoint's weights (0: off; needs eval_steps).")
+    early_stopping_patience: int | Literal["auto"] = _f(
+        "auto", "Stop after this many evaluations without eval-loss improvement, and keep the best checkpoint's "
+        "weights (0: off; needs eval_steps). auto: 3 for sft, cpt and classify when evaluation is periodic, else 0.")
     early_stopping_threshold: float = _f(0.0, "Smallest eval-loss decrease that counts as an improvement.")
     save_total_limit: int = _f(2, "Keep at most this many checkpoints.")
 
@@ -268,6 +279,8 @@ class RunConfig:
         "objectives, trl's ORPOTrainer and CPOTrainer), reward (a reward model on preference pairs, trl's "
         "RewardTrainer), grpo (trl's GRPOTrainer with Python reward functions) or ppo (PPO against a reward "
         "model with a KL penalty to the base).")
+    preset: str | None = _f(None, "A tuned starting point (tunesmith presets lists them: classify-small, sft-format, "
+                            "cpt-domain, dpo-small): its settings apply under this config's own, which win.")
     name: str | None = _f(None, "Run name; the run directory is <output_dir>/<name>. Defaults to the config "
                           "file's stem.")
     output_dir: str = _f("runs", "Folder that holds run directories (relative to the current directory).")
@@ -283,6 +296,7 @@ class RunConfig:
     sweep: SweepConfig = _f(SweepConfig, "Hyperparameter search for `tunesmith sweep`.")
     eval: EvalConfig = _f(EvalConfig, "Evaluation of the base and the tuned model after training.")
     config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
+    auto: dict[str, str] = _f({}, "Set when auto values are resolved: {dotted key: the rule that chose its value}.")
 
 
 # --------------------------------------------------------------------------- YAML with lines
@@ -493,6 +507,10 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
     for key, value in items:
         _set_dotted(raw, key, value)
         lines.pop(key, None)  # an override has no line in the file
+    if raw.get("preset") is not None:  # the preset's settings under the config's own
+        from tunesmith.presets import apply
+
+        raw = apply(raw, file, lines.get("preset"))
     errors = Collector(title=f"{file}: invalid config:" if file else "invalid config:")
     cfg = _build(RunConfig, raw, "", errors, lines, file)
     if cfg is not None and not errors.problems:

@@ -22,6 +22,7 @@ from tunesmith.errors import Collector
 PPO_METHODS = ("lora", "vera", "ia3")
 RL_RECIPES = ("grpo", "ppo")  # the recipes that read the rl section
 
+AUTO = "auto"  # a value tunesmith/autotune.py resolves from the data before training; checked there
 Bad = Callable[[str, str, str], None]  # bad(key, problem, fix): one problem, located at the key
 
 
@@ -81,13 +82,13 @@ def check_train(cfg, bad: Bad) -> None:
         bad("train.threads", f"{t.threads} is negative", "use 0 (auto: one thread per free core) or a count")
     for key, value in (("train.batch_size", t.batch_size), ("train.grad_accum", t.grad_accum),
                        ("train.logging_steps", t.logging_steps), ("train.save_steps", t.save_steps)):
-        if value < 1:
+        if value != AUTO and value < 1:
             bad(key, f"{value} must be at least 1", "use a positive integer")
     if t.max_steps == 0 or t.max_steps < -1:
         bad("train.max_steps", f"{t.max_steps} is not a step count", "use a positive number, or -1 to train by epochs")
-    if t.max_steps == -1 and t.epochs <= 0:
+    if t.max_steps == -1 and t.epochs != AUTO and t.epochs <= 0:
         bad("train.epochs", f"{t.epochs} epochs with no max_steps trains nothing", "use epochs > 0 or set max_steps")
-    if not 0 < t.learning_rate < 1:
+    if t.learning_rate != AUTO and not 0 < t.learning_rate < 1:
         bad("train.learning_rate", f"{t.learning_rate} is outside (0, 1)", "LoRA uses ~1e-4..5e-4, full ~1e-5")
     if not 0 <= t.warmup_ratio < 1:
         bad("train.warmup_ratio", f"{t.warmup_ratio} is outside [0, 1)", "use e.g. 0.03")
@@ -108,14 +109,18 @@ def check_train(cfg, bad: Bad) -> None:
         except TunesmithError as e:
             p = e.problems[0]
             bad(p.field, p.problem, p.fix)
-    if t.eval_steps < 0:
+    if t.time_budget is not None and t.time_budget <= 0:
+        bad("train.time_budget", f"{t.time_budget} minutes leaves no time to train", "use minutes > 0, or null")
+    # auto eval_steps and patience are resolved from the data (tunesmith/autotune.py), consistent by rule
+    eval_steps, patience = (None if v == AUTO else v for v in (t.eval_steps, t.early_stopping_patience))
+    if eval_steps is not None and eval_steps < 0:
         bad("train.eval_steps", f"{t.eval_steps} is negative", "use 0 (end of training only) or a step count")
-    if t.early_stopping_patience < 0:
+    if patience is not None and patience < 0:
         bad("train.early_stopping_patience", f"{t.early_stopping_patience} is negative", "use 0 (off) or more")
-    if t.early_stopping_patience > 0 and t.eval_steps == 0:
+    if patience and eval_steps == 0:
         bad("train.early_stopping_patience", "early stopping needs periodic evaluation",
             "set train.eval_steps (e.g. 20) and validation data")
-    if t.eval_steps > 0 and not (d.validation or d.validation_fraction > 0):
+    if eval_steps and eval_steps > 0 and not (d.validation or d.validation_fraction > 0):
         bad("train.eval_steps", "eval_steps is set but there is no validation data",
             "set data.validation or data.validation_fraction, or set train.eval_steps=0")
 
@@ -158,7 +163,7 @@ def check_rl(cfg, bad: Bad) -> None:
         bad("rl.clip_range", f"{r.clip_range} is outside (0, 1)", "use e.g. 0.2")
     if r.temperature <= 0 or r.kl_coef < 0:
         bad("rl.temperature" if r.temperature <= 0 else "rl.kl_coef", "must be positive", "use e.g. 1.0 / 0.05")
-    per_step = t.batch_size * t.grad_accum
+    per_step = 0 if t.batch_size == AUTO else t.batch_size * t.grad_accum  # auto: whole groups by rule
     # trl's GRPO samples a step's completions in whole groups of num_generations (each prompt's group
     # is compared with itself); a group < 2 and a batch < 1 are reported above.
     if cfg.recipe == "grpo" and r.num_generations >= 2 and per_step > 0 and per_step % r.num_generations:
@@ -196,7 +201,7 @@ def check_privacy(cfg, bad: Bad) -> None:
         bad("train.gradient_checkpointing", "train.gradient_checkpointing recomputes activations, which opacus's "
             "per-sample gradient hooks would record twice",
             "set train.gradient_checkpointing=false (LoRA activations fit)")
-    if t.early_stopping_patience > 0:
+    if t.early_stopping_patience != AUTO and t.early_stopping_patience > 0:
         bad("train.early_stopping_patience", "early stopping keeps a best checkpoint; DP runs write no checkpoints",
             "set train.early_stopping_patience=0")
     if cfg.lora.use_dora:

@@ -19,11 +19,14 @@ suite, not on training). One process only (no accelerate launch); GPU memory is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
 import time
 from pathlib import Path
+
+from tunesmith.autotune import steps_for
 
 SUPPORTED = ("sft", "cpt", "dpo")
 PROBE_STEPS = 4  # the first is warm-up (allocations, lazy init) and is not used for s/step
@@ -32,17 +35,6 @@ GB = 1e9
 
 
 # --------------------------------------------------------------------------- the maths (pure)
-
-
-def steps_for(rows: int, batch_size: int, grad_accum: int, epochs: float, max_steps: int) -> int:
-    """Optimizer steps of a run, as transformers' Trainer counts them (5.x, one process): max_steps
-    when set, else ceil(epochs x updates per epoch), where a partial accumulation at the end of an
-    epoch still counts as an update."""
-    if max_steps > 0:
-        return max_steps
-    batches = math.ceil(rows / batch_size)  # the DataLoader keeps the last, short batch
-    per_epoch = max(batches // grad_accum + int(batches % grad_accum > 0), 1)
-    return math.ceil(epochs * per_epoch)
 
 
 def expected_batch_width(lengths: list[int], batch_size: int) -> float:
@@ -199,7 +191,7 @@ def probe_overrides(cfg, out_dir: str, steps: int = PROBE_STEPS) -> dict:
     has_validation = bool(cfg.data.validation or cfg.data.validation_fraction > 0)
     return {"name": "estimate-probe", "output_dir": out_dir, "overwrite": True, "eval.suite": None,
             "train.max_steps": steps, "train.eval_steps": steps if has_validation else 0, "train.save_steps": steps,
-            "train.early_stopping_patience": 0}
+            "train.early_stopping_patience": 0, "train.time_budget": None}
 
 
 def _row_lengths(dataset, max_length: int) -> tuple[list[int], int]:
@@ -340,6 +332,9 @@ def estimate(cfg, steps: int = PROBE_STEPS) -> dict:
     if cfg.recipe not in SUPPORTED or cfg.privacy.enabled:
         what = "DP-SGD (privacy.enabled)" if cfg.privacy.enabled else f"recipe {cfg.recipe}"
         return {"supported": False, "message": f"no estimate for {what} yet (supported: {', '.join(SUPPORTED)})"}
+    from tunesmith.autotune import resolve
+
+    cfg = resolve(cfg)  # the values the run will use
     steps = max(2, min(steps, cfg.train.max_steps) if cfg.train.max_steps > 0 else steps)
     record = run_probe(cfg, steps)
     t = cfg.train
@@ -366,6 +361,34 @@ def estimate(cfg, steps: int = PROBE_STEPS) -> dict:
                       "timeline": {k: [round(x, 3) for x in v] if isinstance(v, list) else round(v, 3)
                                    for k, v in timeline.items()}},
             "not_included": "eval.suite evaluation after training" if cfg.eval.suite else None}
+
+
+
+def fit_budget(cfg):
+    """`cfg` (auto values resolved) with train.max_steps lowered when a few timed steps say the run would
+    outlast train.time_budget; the reason goes into cfg.auto. A config without a budget comes back as is."""
+    if cfg.train.time_budget is None or "train.time_budget" in cfg.auto:
+        return cfg
+    from tunesmith.autotune import EVALS_PER_RUN
+
+    budget_s = cfg.train.time_budget * 60
+    if cfg.recipe not in SUPPORTED or cfg.privacy.enabled:
+        return dataclasses.replace(cfg, auto={**cfg.auto, "train.time_budget": "no estimate for this recipe: the "
+                                              "run stops at the budget"})
+    est = estimate(cfg)
+    if not est.get("supported") or est["seconds"] <= budget_s:
+        why = f"estimated {est.get('seconds', 0):.0f} s fits the {budget_s:.0f} s budget"
+        return dataclasses.replace(cfg, auto={**cfg.auto, "train.time_budget": why})
+    fixed = max(0.0, est["seconds"] - est["steps"] * est["seconds_per_step"])
+    steps = max(1, int((budget_s - fixed) / max(est["seconds_per_step"], 1e-6) * 0.9))
+    steps = min(steps, est["steps"])
+    train = dataclasses.replace(cfg.train, max_steps=steps)
+    why = (f"estimated {est['seconds']:.0f} s for {est['steps']} steps > {budget_s:.0f} s budget: "
+           f"train.max_steps={steps} ({est['seconds_per_step']:.2f} s per step, 10% margin)")
+    auto = {**cfg.auto, "train.max_steps": why, "train.time_budget": "train.max_steps lowered to fit"}
+    if "train.eval_steps" in cfg.auto and cfg.train.eval_steps:  # keep the rule's number of evaluations
+        train = dataclasses.replace(train, eval_steps=max(1, steps // EVALS_PER_RUN))
+    return dataclasses.replace(cfg, train=train, auto=auto)
 
 
 def _duration(seconds: float) -> str:

@@ -269,6 +269,7 @@ def build_manifest(cfg, *, data_files: list[str], model_source, precision: tuple
         "versions": versions(),
         "git_sha": git_sha(),
         "precision": {"value": precision[0], "why": precision[1]},
+        "auto": dict(cfg.auto),  # the rule behind each value the config left as auto (tunesmith/autotune.py)
         "data": [{"path": p, "sha256": file_sha256(p)} for p in data_files],
         "model": {"spec": model_source.spec, "kind": model_source.kind, "path": model_source.path,
                   "file": model_source.weights_file,

@@ -100,7 +100,7 @@ def test_validate_applies_overrides_before_reading_data(bad_data_config, tmp_pat
 def test_config_without_argument_prints_every_field(capsys):
     assert main(["config"]) == 0
     out = capsys.readouterr().out
-    assert "train.learning_rate  (float, default 0.0002)" in out
+    assert "train.learning_rate  (float | 'auto', default 'auto')" in out
     for key, _tp, _default, help_text in describe():
         assert f"{key}  (" in out
         assert help_text in out
@@ -120,7 +120,7 @@ def test_config_prints_resolved_yaml_with_override(tmp_path, capsys):
     assert tree["train"]["learning_rate"] == pytest.approx(1e-4)
     assert tree["train"]["max_steps"] == 7
     assert tree["train"]["batch_size"] == 4       # from the file
-    assert tree["train"]["epochs"] == 1.0         # a default, filled in
+    assert tree["train"]["epochs"] == "auto"      # a default, filled in (resolved from the data at training)
     assert tree["name"] == "exp"
     assert tree["data"]["train"] == [str((tmp_path / "t.jsonl").resolve())]
     assert "config_path" not in tree and out.startswith(f"# resolved by tunesmith from {cfg_file.resolve()}")

@@ -79,8 +79,8 @@ def test_defaults_are_filled_in(tmp_path):
     assert cfg.lora == LoraConfig()
     assert cfg.train == TrainConfig()
     assert cfg.model.name == "smollm2-135m-instruct"
-    assert cfg.train.learning_rate == 2e-4
-    assert cfg.train.batch_size == 8
+    assert cfg.train.learning_rate == cfg.train.batch_size == cfg.train.epochs == "auto"  # resolved from the data
+    assert cfg.train.eval_steps == cfg.train.early_stopping_patience == "auto"
     assert cfg.train.lr_scheduler == "cosine"
     assert cfg.lora.target_modules == ["all-linear"]
     assert cfg.data.format == "auto"
@@ -122,7 +122,7 @@ def test_config_is_frozen(tmp_path):
         cfg.train.learning_rate = 0.1
     with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.data = DataConfig()
-    assert cfg.seed == 42 and cfg.train.learning_rate == 2e-4
+    assert cfg.seed == 42 and cfg.train.learning_rate == "auto"
 
 
 def test_relative_data_paths_resolve_against_config_folder(tmp_path, monkeypatch):
@@ -333,17 +333,17 @@ def test_wrong_type_names_field_and_line(tmp_path):
     p = err.problems[0]
     assert p.field == "train.batch_size"
     assert p.line == 4
-    assert p.problem == "'eight' is not a valid int"
+    assert p.problem == "'eight' is not a valid int | 'auto'"
     msg = str(err)
     assert f"{cfg_file}:4: train.batch_size:" in msg
 
 
 @pytest.mark.parametrize("key, value, type_text", [
-    ("train.batch_size", "2.5", "int"),
-    ("train.batch_size", "true", "int"),          # a bool is not an int
+    ("train.batch_size", "2.5", "int | 'auto'"),
+    ("train.batch_size", "true", "int | 'auto'"),          # a bool is not an int
     ("train.gradient_checkpointing", "1", "bool"),
-    ("train.learning_rate", "fast", "float"),
-    ("train.learning_rate", "true", "float"),
+    ("train.learning_rate", "fast", "float | 'auto'"),
+    ("train.learning_rate", "true", "float | 'auto'"),
     ("train.method", "qlora",
      "'lora' | 'full' | 'vera' | 'ia3' | 'prompt_tuning' | 'prefix_tuning' | 'p_tuning'"),
     ("data.format", "vicuna",
@@ -386,7 +386,7 @@ def test_unknown_key_and_bad_type_in_different_sections_reported_together(tmp_pa
     msg = str(err)
     assert msg.startswith(f"{cfg_file}: invalid config")
     assert f"{cfg_file}:2: model.nmae: unknown key (did you mean 'model.name'?)" in msg
-    assert f"{cfg_file}:6: train.batch_size: 'eight' is not a valid int" in msg
+    assert f"{cfg_file}:6: train.batch_size: 'eight' is not a valid int | 'auto'" in msg
     assert f"{cfg_file}:8: lora.r: 4.5 is not a valid int" in msg
 
 
@@ -531,8 +531,8 @@ def test_describe_covers_every_field_with_help():
 
 def test_describe_rows_carry_types_and_defaults():
     rows = {r[0]: r for r in describe()}
-    assert rows["train.learning_rate"][1:3] == ("float", 2e-4)
-    assert rows["train.batch_size"][1:3] == ("int", 8)
+    assert rows["train.learning_rate"][1:3] == ("float | 'auto'", "auto")
+    assert rows["train.batch_size"][1:3] == ("int | 'auto'", "auto")
     assert rows["data.format"][1:3] == (
         "'auto' | 'alpaca' | 'chat' | 'sharegpt' | 'preference' | 'kto' | 'classification' | 'text' | 'prompt'", "auto")
     assert rows["data.train"][1:3] == ("list of str", [])
@@ -762,7 +762,9 @@ def test_gpu_only_switches_are_refused_without_a_gpu(key, value):
 def test_compile_reaches_the_training_arguments(tmp_path):
     from tunesmith.recipes.common import training_arguments
 
-    cfg = load_config({"data": {"train": "/abs/t.jsonl"}}, {"train.compile": True})
+    fixed = {"train.epochs": 1, "train.batch_size": 8, "train.learning_rate": 1e-4, "train.eval_steps": 0,
+             "train.early_stopping_patience": 0}
+    cfg = load_config({"data": {"train": "/abs/t.jsonl"}}, {**fixed, "train.compile": True})
     assert training_arguments(cfg.train, tmp_path, "fp32", 0, False).torch_compile
-    assert not training_arguments(load_config({"data": {"train": "/abs/t.jsonl"}}).train, tmp_path, "fp32", 0,
+    assert not training_arguments(load_config({"data": {"train": "/abs/t.jsonl"}}, fixed).train, tmp_path, "fp32", 0,
                                   False).torch_compile

@@ -5,6 +5,7 @@ Recipes are imported when used, so a recipe's heavy imports (trl, opacus) never 
 
 from __future__ import annotations
 
+import functools
 import importlib
 
 from tunesmith.recipes.registry import _ENTRY, KINDS
@@ -13,12 +14,27 @@ __all__ = ["KINDS", "preflight", "recipe"]
 
 
 def recipe(name: str):
-    """The training function of recipe `name`."""
+    """The training function of recipe `name`: run(cfg, show_progress=True, callbacks=()) -> run directory.
+    `auto` hyperparameters are resolved first (tunesmith/autotune.py), so every recipe sees values."""
     from tunesmith.models.quant import quiet_bitsandbytes
 
     quiet_bitsandbytes()  # peft imports bitsandbytes when installed: drop its hint about a kernel we never use
     module, func = _ENTRY[name].split(":")
-    return getattr(importlib.import_module(f"tunesmith.recipes.{module}"), func)
+    train = getattr(importlib.import_module(f"tunesmith.recipes.{module}"), func)
+
+    @functools.wraps(train)
+    def run(cfg, show_progress: bool = True, callbacks: tuple = ()):
+        from tunesmith import autotune
+        from tunesmith.runs import is_main_process
+
+        cfg = autotune.resolve(cfg)
+        if cfg.auto and show_progress and is_main_process():
+            print("tunesmith: auto: " + "\ntunesmith: auto: ".join(autotune.describe(cfg)), flush=True)
+        if cfg.train.time_budget is not None:
+            callbacks = (*callbacks, autotune.budget_callback(cfg.train.time_budget))
+        return train(cfg, show_progress=show_progress, callbacks=callbacks)
+
+    return run
 
 
 def preflight(cfg) -> None:

@@ -86,10 +86,14 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     args = common.training_arguments(cfg.train, run.dir, s.precision[0], cfg.seed, eval_ds is not None,
                                      remove_unused_columns=False)
     args.include_num_input_tokens_seen = "all"
+    if cfg.train.early_stopping_patience:  # the best checkpoint is the most accurate one
+        args.metric_for_best_model, args.greater_is_better = "accuracy", True
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics,
                       callbacks=common.callbacks(run.dir, show_progress, callbacks))
+    common.early_stopping(trainer, cfg.train)
     final = common.fit(trainer, run.resume_from)
+    final.update(best_checkpoint=trainer.state.best_model_checkpoint)
 
     # --- evaluate
     if eval_ds is not None:

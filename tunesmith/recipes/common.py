@@ -237,6 +237,15 @@ def training_arguments(train, run_dir: Path, precision: str, seed: int, has_eval
     )
 
 
+def early_stopping(trainer, train) -> None:
+    """Stop after train.early_stopping_patience evaluations without improvement of the run's
+    metric_for_best_model (the Trainer keeps the best checkpoint: load_best_model_at_end)."""
+    if train.early_stopping_patience:
+        from transformers import EarlyStoppingCallback
+
+        trainer.add_callback(EarlyStoppingCallback(train.early_stopping_patience, train.early_stopping_threshold))
+
+
 def logger_callback(run_dir: Path, show_progress: bool):
     """A TrainerCallback writing metrics.jsonl and a progress bar with loss, tokens/s and ETA."""
     from transformers import TrainerCallback

@@ -73,11 +73,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, optimizers=optimizers,
                       callbacks=common.callbacks(run.dir, show_progress, callbacks))
-    if cfg.train.early_stopping_patience:
-        from transformers import EarlyStoppingCallback
-
-        trainer.add_callback(EarlyStoppingCallback(cfg.train.early_stopping_patience,
-                                                   cfg.train.early_stopping_threshold))
+    common.early_stopping(trainer, cfg.train)
     final = common.fit(trainer, run.resume_from)
     if cfg.data.packing:  # packs have no attention mask, so transformers counted every slot, padding too
         tokens = round(final["tokens_seen"] * report["packing"]["efficiency"])
