@@ -44,11 +44,22 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
         from tunesmith.eval.tasks import load_suite
 
         load_suite(cfg.eval.suite, cfg.eval.limit)
+    curve = None
     if autotune.pending(cfg) or cfg.train.time_budget is not None:  # auto values from the data, then the budget
         from tunesmith.estimate import fit_budget
 
-        cfg = fit_budget(autotune.resolve(cfg))
+        cfg = autotune.resolve(autotune.resumed(cfg))
+        if cfg.train.lr_range_test and "train.learning_rate" in cfg.auto and "range test" not in cfg.auto[
+                "train.learning_rate"]:
+            from tunesmith import lr_range
+
+            cfg, curve = lr_range.run(cfg)
+        cfg = fit_budget(cfg)
     run_dir = recipe(cfg.recipe)(cfg, show_progress=show_progress, callbacks=callbacks)
+    if curve:
+        from tunesmith import lr_range
+
+        lr_range.keep(run_dir, curve, cfg.train.learning_rate)
     from tunesmith.runs import is_main_process
 
     if cfg.eval.suite and is_main_process():
@@ -127,6 +138,8 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
 
             cfg = fit_budget(cfg)
         report["auto"] = {key: {"value": _dotted(cfg, key), "rule": why} for key, why in cfg.auto.items()}
+        if cfg.train.lr_range_test and "train.learning_rate" in report["auto"]:
+            report["auto"]["train.learning_rate"]["rule"] += "; train.lr_range_test: a range test picks it at training"
         report["train"] = {k: getattr(cfg.train, k) for k in ("epochs", "max_steps", "batch_size", "learning_rate",
                                                               "eval_steps", "early_stopping_patience")}
     if estimate:  # after every check above: a config or data problem is reported before any training

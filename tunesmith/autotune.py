@@ -196,6 +196,28 @@ def resolve(cfg, shape: DataShape | None = None):
     return _apply(cfg, chosen)
 
 
+def resumed(cfg):
+    """When `cfg` would resume an unfinished run (a checkpoint, no overwrite), the values that run
+    resolved, so that a resumed run continues as it started (a time budget's estimate or a range
+    test would not give the same numbers twice); else `cfg` as it is."""
+    import yaml
+
+    from tunesmith.runs import CONFIG_FILE, last_checkpoint, read_manifest, run_dir_for
+
+    run_dir = run_dir_for(cfg)
+    manifest = read_manifest(run_dir)
+    if cfg.overwrite or not manifest or manifest.get("status") == "completed" or not last_checkpoint(run_dir):
+        return cfg
+    try:
+        old = yaml.safe_load((run_dir / CONFIG_FILE).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return cfg
+    auto = old.get("auto") or {}
+    values = {k.split(".", 1)[1]: old["train"][k.split(".", 1)[1]] for k in auto if k.startswith("train.")
+              and k.split(".", 1)[1] in old.get("train", {})}
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **values), auto=auto) if values else cfg
+
+
 def _apply(cfg, chosen: dict[str, tuple]):
     train = dataclasses.replace(cfg.train, **{k.split(".", 1)[1]: v for k, (v, _) in chosen.items()})
     return dataclasses.replace(cfg, train=train, auto={**cfg.auto, **{k: why for k, (_, why) in chosen.items()}})

@@ -169,6 +169,9 @@ class TrainConfig:
     learning_rate: float | Literal["auto"] = _f(
         "auto", "Peak learning rate. auto: per recipe and method (e.g. LoRA SFT 5e-4, full SFT 2e-5, MiniLM "
         "classification in full 3e-5, DPO LoRA 5e-5), scaled by sqrt(rows per step / 16).")
+    lr_range_test: bool = _f(False, "With learning_rate: auto, first run a learning-rate range test (40 steps on a "
+                             "throwaway copy, the rate growing from 1e-6 to 1e-1) and use the rate at the lowest "
+                             "smoothed loss / 10, within 10x of the rule's; the curve is kept as lr_range.json.")
     time_budget: float | None = _f(None, "Minutes the training may take: a few timed steps cap train.max_steps to fit "
                                    "(sft, cpt, dpo), and the run stops at the budget in any case (None: no budget).")
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = _f(
