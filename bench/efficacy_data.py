@@ -20,7 +20,7 @@ ROWS = {
     "sst2": ("sst2/sst2_train_sample2000.jsonl",
              {"sweep-train": (0, 1200), "sweep-val": (1200, 1600), "train": (0, 1600), "judge": (1600, 2000)}),
     "hh": ("hh_rlhf/harmless-base_test_shared.jsonl",
-           {"sweep-train": (0, 300), "sweep-val": (300, 400), "train": (0, 800), "judge": (1000, 1201)}),
+           {"sweep-train": (0, 300), "sweep-val": (300, 400), "train": (0, 500), "judge": (1000, 1201)}),
 }
 # raw text: fractions of the blank-line blocks, in order
 TEXT = {"shakespeare": ("raw_text/tinyshakespeare_part1.txt",

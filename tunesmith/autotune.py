@@ -27,7 +27,7 @@ FAMILY = {"sft": "sft", "cpt": "cpt", "classify": "classify", "dpo": "preference
 # (family, method group) -> peak learning rate at the reference batch (REFERENCE_BATCH rows per step)
 LEARNING_RATE = {
     ("sft", "lora"): 5e-4, ("sft", "full"): 2e-5,
-    ("cpt", "lora"): 3e-4, ("cpt", "full"): 2e-5,
+    ("cpt", "lora"): 7e-4, ("cpt", "full"): 2e-5,
     ("classify", "lora"): 5e-4, ("classify", "full"): 3e-5,
     ("preference", "lora"): 5e-5, ("preference", "full"): 1e-6,
     ("reward", "lora"): 1e-4, ("reward", "full"): 1e-5,
