@@ -66,3 +66,9 @@ def test_an_unknown_preset_names_the_close_one(tmp_path):
         load_config(path)
     p = e.value.problems[0]
     assert p.field == "preset" and p.line == 3 and "did you mean 'dpo-small'" in p.fix
+
+
+def test_a_validation_file_replaces_the_presets_split():
+    cfg = load_config({"preset": "dpo-small", "data": {"train": "/abs/t.jsonl", "validation": "/abs/v.jsonl"}})
+    assert cfg.data.validation == "/abs/v.jsonl" and cfg.data.validation_fraction == 0.0
+    assert load_config({"preset": "dpo-small", "data": {"train": "/abs/t.jsonl"}}).data.validation_fraction == 0.1

@@ -43,6 +43,9 @@ def apply(raw: dict, file: str | None = None, line: int | None = None) -> dict:
         raise fail(f"unknown preset {name!r}", f"{hint}presets: {', '.join(names())} (tunesmith presets)",
                    file=file, line=line, field="preset")
     base = {k: v for k, v in read(name).items() if k not in META}
+    if (raw.get("data") or {}).get("validation") and "data" in base:
+        # the config's validation file replaces the preset's split of the training rows (both set is an error)
+        base["data"] = {k: v for k, v in base["data"].items() if k != "validation_fraction"}
     return _under(base, raw)
 
 
