@@ -49,31 +49,41 @@ def manifest(run_dir: Path) -> dict:
     return json.loads((run_dir / "manifest.json").read_text())
 
 
-def classify_small(out: Path) -> list[dict]:
+def sst2_accuracy(model_dir: Path, rows: list[dict]) -> float:
+    """Accuracy of a classify run's model on SST-2 rows (sentence, label)."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    run_dir = train("classify-small", out, data={"train": [str(DATA / "sst2-train.jsonl")],
-                                                  "columns": {"text": "sentence"}})
-    judge = [json.loads(line) for line in (DATA / "sst2-judge.jsonl").read_text().splitlines() if line.strip()]
-    model_dir = run_dir / "model"
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     labels = json.loads((model_dir / "labels.json").read_text())
     right = 0
     with torch.inference_mode():
-        for i in range(0, len(judge), 64):
-            rows = judge[i:i + 64]
-            enc = tok([r["sentence"] for r in rows], padding=True, truncation=True, max_length=128, return_tensors="pt")
+        for i in range(0, len(rows), 64):
+            batch = rows[i:i + 64]
+            enc = tok([r["sentence"] for r in batch], padding=True, truncation=True, max_length=128,
+                      return_tensors="pt")
             pred = model(**enc).logits.argmax(-1).tolist()
-            right += sum(str(r["label"]) == labels[p] for r, p in zip(rows, pred))
+            right += sum(str(r["label"]) == labels[p] for r, p in zip(batch, pred))
+    return right / len(rows)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def classify_small(out: Path) -> list[dict]:
+    run_dir = train("classify-small", out, data={"train": [str(DATA / "sst2-train.jsonl")],
+                                                  "columns": {"text": "sentence"}})
+    judge = read_jsonl(DATA / "sst2-judge.jsonl")
+    accuracy = sst2_accuracy(run_dir / "model", judge)
     majority = max(sum(r["label"] == 1 for r in judge), sum(r["label"] == 0 for r in judge)) / len(judge)
     m = manifest(run_dir)
     return [{"preset": "classify-small", "measure": "accuracy", "base": round(majority, 4),
-             "base_is": "majority class (a new head has no skill)", "tuned": round(right / len(judge), 4),
+             "base_is": "majority class (a new head has no skill)", "tuned": round(accuracy, 4),
              "rows": f"train: SST-2 sample rows 0-1599 (1,600); judge: rows 1600-1999 "
                      f"({len(judge)})", "train_seconds": m["result"]["train_seconds"], "steps": m["result"]["steps"],
-             "met": right / len(judge) >= 0.86}]
+             "met": accuracy >= 0.86}]
 
 
 def _suite(path: Path, tasks: list[dict]) -> Path:
@@ -114,7 +124,7 @@ def sft_format(out: Path) -> list[dict]:
     from quickstart import answer, exact
 
     run_dir = train("sft-format", out, data={"train": [str(QUICKSTART / "train.jsonl")]})
-    rows = [json.loads(line) for line in (QUICKSTART / "heldout.jsonl").read_text().splitlines() if line.strip()]
+    rows = read_jsonl(QUICKSTART / "heldout.jsonl")
     base = sum(exact(a, r["expected"]) for a, r in zip(answer(tunesmith.load("smollm2-135m-instruct"), rows), rows))
     tuned = sum(exact(a, r["expected"]) for a, r in zip(answer(tunesmith.load(run_dir), rows), rows))
     m = manifest(run_dir)

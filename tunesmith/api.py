@@ -44,16 +44,12 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
         from tunesmith.eval.tasks import load_suite
 
         load_suite(cfg.eval.suite, cfg.eval.limit)
-    curve = None
+    curve = []
     if autotune.pending(cfg) or cfg.train.time_budget is not None:  # auto values from the data, then the budget
+        from tunesmith import lr_range
         from tunesmith.estimate import fit_budget
 
-        cfg = autotune.resolve(autotune.resumed(cfg))
-        if cfg.train.lr_range_test and "train.learning_rate" in cfg.auto and "range test" not in cfg.auto[
-                "train.learning_rate"]:
-            from tunesmith import lr_range
-
-            cfg, curve = lr_range.run(cfg)
+        cfg, curve = lr_range.run(autotune.resolve(autotune.resumed(cfg)))
         cfg = fit_budget(cfg)
     run_dir = recipe(cfg.recipe)(cfg, show_progress=show_progress, callbacks=callbacks)
     if curve:
@@ -137,7 +133,7 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
             from tunesmith.estimate import fit_budget
 
             cfg = fit_budget(cfg)
-        report["auto"] = {key: {"value": _dotted(cfg, key), "rule": why} for key, why in cfg.auto.items()}
+        report["auto"] = {key: {"value": autotune.value(cfg, key), "rule": why} for key, why in cfg.auto.items()}
         if cfg.train.lr_range_test and "train.learning_rate" in report["auto"]:
             report["auto"]["train.learning_rate"]["rule"] += "; train.lr_range_test: a range test picks it at training"
         report["train"] = {k: getattr(cfg.train, k) for k in ("epochs", "max_steps", "batch_size", "learning_rate",
@@ -147,11 +143,6 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
 
         report["estimate"] = _estimate(cfg)
     return report
-
-
-def _dotted(cfg, key: str):
-    section, name = key.split(".", 1)
-    return getattr(getattr(cfg, section), name)
 
 
 def data_config(target: str | Path, overrides: list[str] | dict | None = None) -> RunConfig:

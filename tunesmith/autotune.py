@@ -188,11 +188,8 @@ def resolve(cfg, shape: DataShape | None = None):
         else:
             chosen["train.epochs"] = epochs(cfg, shape)
         e = chosen["train.epochs"][0]
-    if shape is not None:
-        steps = steps_for(shape.rows, b, t.grad_accum, e, t.max_steps)
-        chosen.update(evaluation(cfg, shape, steps))
-    elif "train.eval_steps" in pending(cfg) or "train.early_stopping_patience" in pending(cfg):
-        chosen.update(evaluation(cfg, DataShape(0, 0, 0, False), 0))
+    if shape is not None:  # None only when the learning rate alone was auto
+        chosen.update(evaluation(cfg, shape, steps_for(shape.rows, b, t.grad_accum, e, t.max_steps)))
     return _apply(cfg, chosen)
 
 
@@ -212,9 +209,9 @@ def resumed(cfg):
         old = yaml.safe_load((run_dir / CONFIG_FILE).read_text()) or {}
     except (OSError, yaml.YAMLError):
         return cfg
-    auto = old.get("auto") or {}
-    values = {k.split(".", 1)[1]: old["train"][k.split(".", 1)[1]] for k in auto if k.startswith("train.")
-              and k.split(".", 1)[1] in old.get("train", {})}
+    auto, train = old.get("auto") or {}, old.get("train") or {}
+    names = [k.removeprefix("train.") for k in auto if k.startswith("train.")]
+    values = {name: train[name] for name in names if name in train}
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **values), auto=auto) if values else cfg
 
 
@@ -265,11 +262,16 @@ def budget_callback(minutes: float):
     return TimeBudget()
 
 
+def value(cfg, key: str):
+    """The config's value at a dotted key (train.learning_rate)."""
+    section, name = key.split(".", 1)
+    return getattr(getattr(cfg, section), name)
+
+
 def describe(cfg) -> list[str]:
     """One line per resolved value: key = value (rule)."""
     out = []
     for key, why in cfg.auto.items():
-        section, name = key.split(".", 1)
-        value = getattr(getattr(cfg, section), name)
-        out.append(f"{key} = {value:g} ({why})" if isinstance(value, float) else f"{key} = {value} ({why})")
+        v = value(cfg, key)
+        out.append(f"{key} = {v:g} ({why})" if isinstance(v, float) else f"{key} = {v} ({why})")
     return out

@@ -68,11 +68,19 @@ def _callback(curve: list[dict], steps: int):
     return Sweep()
 
 
+def wanted(cfg) -> bool:
+    """A range test is asked for and the rate is still the rule's (not given, not already picked)."""
+    rule = cfg.auto.get("train.learning_rate", "")
+    return cfg.train.lr_range_test and bool(rule) and "range test" not in rule
+
+
 def run(cfg, steps: int = STEPS) -> tuple[object, list[dict]]:
-    """(cfg with the picked learning rate and the rule in cfg.auto, the curve). `cfg` is resolved
-    (autotune.resolve) and its learning rate came from a rule (cfg.auto names it)."""
+    """(cfg with the picked learning rate and the rule in cfg.auto, the curve); `cfg` (resolved by
+    autotune.resolve) and no curve when no range test is wanted."""
     from tunesmith.recipes import recipe
 
+    if not wanted(cfg):
+        return cfg, []
     if cfg.recipe not in RANGE_RECIPES or cfg.privacy.enabled:
         why = cfg.auto["train.learning_rate"] + f"; no range test for {'DP' if cfg.privacy.enabled else cfg.recipe}"
         return dataclasses.replace(cfg, auto={**cfg.auto, "train.learning_rate": why}), []
