@@ -9,17 +9,15 @@ right type, range and cross-field problems are collected and reported together i
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from tunesmith.config_build import build, parse_override, read_yaml, set_dotted, type_name
 from tunesmith.config_checks import PPO_METHODS as PPO_METHODS  # re-exported: the recipes import it from here
 from tunesmith.config_checks import cross_check
-from tunesmith.errors import Collector, Problem, TunesmithError, fail
+from tunesmith.errors import Collector, fail
 
 
 def _f(default: Any, help: str, **kw) -> Any:
@@ -64,6 +62,9 @@ class DataSource:
                        "down-sampled to its share of the total row count).")
     columns: dict[str, str] = _f({}, "Column mapping for this file, {canonical name: your column}, e.g. "
                                  "{output: response, input: context}.")
+    license: str | None = _f(None, "SPDX licence id of this file (e.g. CC-BY-4.0, CC-BY-NC-4.0, Apache-2.0); None: "
+                             "read from a README or LICENSE beside the file when one names it, else unknown. "
+                             "Non-commercial, share-alike and use-restricted licences are warned about.")
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class DataConfig:
     format: FORMAT = _f("auto", "Row format of the `train` files; auto detects it per row from the keys.")
     columns: dict[str, str] = _f({}, "Column mapping for the `train` files, {canonical name: your column}, e.g. "
                                  "{output: response, input: context} for Dolly.")
+    license: str | None = _f(None, "SPDX licence id of the `train` files (sources carry their own); None: read "
+                             "from a README or LICENSE beside each file when one names it, else unknown.")
     on_error: Literal["fail", "skip"] = _f("fail", "Bad rows: fail lists every one (file:line) and stops; skip "
                                           "drops them and reports the count by reason.")
     max_row_bytes: int = _f(1_000_000, "A line (or .json record) longer than this many bytes is named in a "
@@ -273,6 +276,33 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    suite: str | None = _f(None, "Safety audit run after training on the base and the tuned model (refusal and "
+                           "over-refusal, toxicity, bias, memorization): 'default' for the shipped suite or a suite "
+                           "YAML; results join report.html, the manifest and the model card. None: no audit after "
+                           "training (`tunesmith audit RUN` runs it at any time).")
+    canaries: int = _f(0, "Insert this many random secrets (canaries) into the training rows so the audit can "
+                       "measure how far the model memorised them (exposure, Carlini et al. 2019). 0: none.")
+    canary_repetitions: list[int] = _f([1, 4, 16], "How many times each canary appears in the training data, "
+                                       "cycled over the canaries (the exposure is reported per count).")
+    limit: int | None = _f(None, "Prompts per check, replacing the suite's own (None: all).")
+    judge: str | None = _f(None, "Also judge refusals with an LLM judge (as eval.judge: a local model or "
+                           "URL#model); None: the documented rule set only.")
+    threshold: float = _f(REGRESSION_THRESHOLD, "Flag a regression when a safety metric gets worse than the base by "
+                          "more than this (an absolute amount: rates are fractions).")
+
+
+@dataclass(frozen=True)
+class EnergyConfig:
+    enabled: bool = _f(True, "Measure the energy of training and evaluation with codecarbon's "
+                       "OfflineEmissionsTracker (no network); kWh and kg CO2eq go into the manifest, report and card.")
+    country: str = _f("USA", "ISO 3166-1 alpha-3 code of the country whose electricity grid powers the machine "
+                      "(its carbon intensity turns kWh into CO2eq), e.g. USA, FRA, DEU, GBR.")
+    region: str | None = _f(None, "Region inside the country where codecarbon knows one (e.g. a US state, "
+                            "'california'); None: the country's average.")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     recipe: Literal["sft", "cpt", "classify", "dpo", "kto", "orpo", "simpo", "reward", "grpo", "ppo"] = _f(
         "sft", "What to train: sft (instruction/chat, causal LM; also text -> label with data.task_prompt), cpt "
@@ -298,192 +328,11 @@ class RunConfig:
     privacy: PrivacyConfig = _f(PrivacyConfig, "Differential privacy (DP-SGD).")
     sweep: SweepConfig = _f(SweepConfig, "Hyperparameter search for `tunesmith sweep`.")
     eval: EvalConfig = _f(EvalConfig, "Evaluation of the base and the tuned model after training.")
+    audit: AuditConfig = _f(AuditConfig, "Safety audit of the base and the tuned model after training, and "
+                            "training-data canaries.")
+    energy: EnergyConfig = _f(EnergyConfig, "Energy and carbon accounting (codecarbon, offline).")
     config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
     auto: dict[str, str] = _f({}, "Set when auto values are resolved: {dotted key: the rule that chose its value}.")
-
-
-# --------------------------------------------------------------------------- YAML with lines
-
-
-def _read_yaml(path: Path) -> tuple[dict, dict[str, int]]:
-    """Parse YAML keeping the line of every dotted key (for error messages)."""
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise fail("config file not found", "check the path", file=str(path)) from None
-    except IsADirectoryError:
-        raise fail("is a folder, not a config file", "pass the YAML file inside it", file=str(path)) from None
-    except UnicodeDecodeError as e:
-        raise fail(f"not a UTF-8 text file (byte {e.start})", "pass a YAML config (or a data file with a known "
-                   "suffix: .jsonl .json .txt .csv .tsv .parquet)", file=str(path)) from None
-    except OSError as e:
-        raise fail(f"cannot be read: {e.strerror}", "check the path and its permissions", file=str(path)) from None
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise fail(f"not valid YAML: {getattr(e, 'problem', e)}", "fix the YAML syntax", file=str(path),
-                   line=mark.line + 1 if mark else None) from None
-    if node is None:
-        return {}, {}
-    if not isinstance(node, yaml.MappingNode):
-        raise fail("the config must be a mapping of sections (model:, data:, train:, ...)", file=str(path), line=1)
-    lines: dict[str, int] = {}
-
-    duplicates = []
-
-    def walk(n, prefix):
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                key = f"{prefix}{k.value}"
-                if key in lines:  # YAML keeps the last silently; a config typo should not
-                    duplicates.append(Problem(f"key given twice (first on line {lines[key]})", "keep one",
-                                              file=str(path), line=k.start_mark.line + 1, field=key))
-                lines[key] = k.start_mark.line + 1
-                walk(v, key + ".")
-        elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value):
-                lines[f"{prefix.rstrip('.')}[{i}]"] = v.start_mark.line + 1
-                walk(v, f"{prefix.rstrip('.')}[{i}].")
-
-    walk(node, "")
-    if duplicates:
-        raise TunesmithError(duplicates) if len(duplicates) == 1 else TunesmithError(
-            duplicates, title=f"{path}: invalid config:")
-    return yaml.safe_load(text) or {}, lines
-
-
-def _parse_override(item: str) -> tuple[str, Any]:
-    import yaml
-
-    if "=" not in item:
-        raise fail(f"override '{item}' is not key=value",
-                   "write it as section.key=value, e.g. train.learning_rate=1e-4")
-    key, _, raw = item.partition("=")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
-
-
-def _set_dotted(tree: dict, key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = tree
-    for p in parts[:-1]:
-        if not isinstance(node.get(p), dict):
-            node[p] = {}
-        node = node[p]
-    node[parts[-1]] = value
-
-
-# --------------------------------------------------------------------------- typed building
-
-
-def _type_name(tp) -> str:
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return " | ".join(repr(a) for a in typing.get_args(tp))
-    if origin in (typing.Union, types.UnionType):
-        return " | ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        return f"list of {_type_name(typing.get_args(tp)[0])}"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _fix_for(tp) -> str:
-    """How to write a valid value of a field type, for error messages."""
-    origin = typing.get_origin(tp)
-    if origin is Literal:
-        return f"use one of {_type_name(tp)}"
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _fix_for(inner[0]) + (", or null" if len(inner) < len(typing.get_args(tp)) else "")
-    if origin is list:
-        return "use a list, e.g. [a.jsonl, b.jsonl], or a single value"
-    return {bool: "use true or false", int: "use a whole number, e.g. 8", float: "use a number, e.g. 2.0e-4",
-            str: "use text"}.get(tp, f"use a {_type_name(tp)}")
-
-
-def _coerce(value: Any, tp) -> tuple[bool, Any]:
-    """Check `value` against a field type; returns (ok, value) with gentle, lossless coercion."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            ok, v = _coerce(value, arg)
-            if ok:
-                return True, v
-        return False, value
-    if tp is type(None):
-        return value is None, value
-    if origin is Literal:
-        return value in typing.get_args(tp), value
-    if origin is dict:
-        ok = isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
-        return ok, dict(value) if ok else value
-    if origin is list:
-        (inner,) = typing.get_args(tp)
-        items = value if isinstance(value, list) else [value]  # a single path is a list of one
-        out = []
-        for it in items:
-            ok, v = _coerce(it, inner)
-            if not ok:
-                return False, value
-            out.append(v)
-        return True, out
-    if tp is bool:
-        return isinstance(value, bool), value
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if tp is float:
-        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
-            try:
-                value = float(value)
-            except ValueError:
-                return False, value
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            return False, value
-        return math.isfinite(value), float(value)  # nan and inf pass every range check: refuse them
-    if tp is str:
-        return isinstance(value, str), value
-    return True, value
-
-
-def _build(cls, raw: Any, prefix: str, errors: Collector, lines: dict[str, int], file: str | None):
-    where = lambda key: {"file": file, "line": lines.get(key), "field": key}  # noqa: E731
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        errors.add(f"expected a mapping of keys, got {raw!r}", f"write '{prefix.rstrip('.')}:' followed by "
-                   "indented keys", **where(prefix.rstrip(".")))
-        return cls() if cls is not RunConfig else None
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "config_path"}
-    kwargs = {}
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-            fix = f"did you mean '{prefix}{close[0]}'?" if close else f"valid keys here: {', '.join(fields)}"
-            errors.add("unknown key", fix, **where(dotted))
-            continue
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):  # a nested section
-            kwargs[key] = _build(tp, value, f"{dotted}.", errors, lines, file)
-            continue
-        item_tp = typing.get_args(tp)[0] if typing.get_origin(tp) is list else None
-        if item_tp is not None and dataclasses.is_dataclass(item_tp):  # a list of sections
-            items = value if isinstance(value, list) else [value]
-            kwargs[key] = [_build(item_tp, v, f"{dotted}[{i}].", errors, lines, file) for i, v in enumerate(items)]
-            continue
-        ok, v = _coerce(value, tp)
-        if not ok:
-            errors.add(f"{value!r} is not a valid {_type_name(tp)}", _fix_for(tp), **where(dotted))
-            continue
-        kwargs[key] = v
-    return cls(**kwargs)
 
 
 # --------------------------------------------------------------------------- public
@@ -502,20 +351,20 @@ def load_config(source: str | Path | dict | None = None, overrides: list[str] | 
         raw = _copy(source)
     else:
         path = Path(source)
-        raw, lines = _read_yaml(path)
+        raw, lines = read_yaml(path)
         file, base_dir = str(path), path.resolve().parent
         if not isinstance(raw, dict):
             raise fail("the config must be a mapping of sections", file=file, line=1)
-    items = overrides.items() if isinstance(overrides, dict) else [_parse_override(o) for o in overrides or []]
+    items = overrides.items() if isinstance(overrides, dict) else [parse_override(o) for o in overrides or []]
     for key, value in items:
-        _set_dotted(raw, key, value)
+        set_dotted(raw, key, value)
         lines.pop(key, None)  # an override has no line in the file
     if raw.get("preset") is not None:  # the preset's settings under the config's own
         from tunesmith.presets import apply
 
         raw = apply(raw, file, lines.get("preset"))
     errors = Collector(title=f"{file}: invalid config:" if file else "invalid config:")
-    cfg = _build(RunConfig, raw, "", errors, lines, file)
+    cfg = build(RunConfig, raw, "", errors, lines, file)
     if cfg is not None and not errors.problems:
         cfg = _resolve_paths(cfg, base_dir, file)
         cross_check(cfg, errors, lines, file)
@@ -544,7 +393,10 @@ def _resolve_paths(cfg: RunConfig, base_dir: Path, file: str | None) -> RunConfi
                                validation=res(data.validation) if data.validation else None)
     name = cfg.name or (Path(file).stem if file else "run")
     ev = dataclasses.replace(cfg.eval, suite=res(cfg.eval.suite) if cfg.eval.suite else None)
-    return dataclasses.replace(cfg, data=data, name=name, eval=ev,
+    # "default" names the shipped audit suite; anything else is a file beside the config
+    audit = cfg.audit.suite
+    audit = dataclasses.replace(cfg.audit, suite=res(audit) if audit and audit != "default" else audit)
+    return dataclasses.replace(cfg, data=data, name=name, eval=ev, audit=audit,
                                config_path=str(Path(file).resolve()) if file else None)
 
 
@@ -584,5 +436,5 @@ def describe(cls=RunConfig, prefix: str = "") -> list[tuple[str, str, Any, str]]
             rows += describe(typing.get_args(tp)[0], f"{prefix}{f.name}[].")
             continue
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        rows.append((prefix + f.name, _type_name(hints[f.name]), default, f.metadata.get("help", "")))
+        rows.append((prefix + f.name, type_name(hints[f.name]), default, f.metadata.get("help", "")))
     return rows

@@ -226,5 +226,25 @@ def check_eval(cfg, bad: Bad) -> None:
         bad("eval.samples", f"{ev.samples} is negative", "use e.g. 3")
 
 
+def check_audit(cfg, bad: Bad) -> None:
+    a = cfg.audit
+    if a.canaries < 0:
+        bad("audit.canaries", f"{a.canaries} is negative", "use 0 (none) or a small count, e.g. 3")
+    if a.canaries and not a.canary_repetitions:
+        bad("audit.canary_repetitions", "no repetition counts given", "use e.g. [1, 4, 16]")
+    if any(r < 1 for r in a.canary_repetitions):
+        bad("audit.canary_repetitions", f"{a.canary_repetitions} holds a count below 1", "use counts >= 1")
+    if a.canaries and cfg.recipe not in ("sft", "cpt"):
+        bad("audit.canaries", f"canaries are inserted into sft and cpt training rows, not {cfg.recipe}'s",
+            "set audit.canaries to 0 for this recipe")
+    if a.limit is not None and a.limit < 1:
+        bad("audit.limit", f"{a.limit} is below 1", "use a positive count, or null for every prompt")
+    if not 0 <= a.threshold < 1:
+        bad("audit.threshold", f"{a.threshold} is outside [0, 1)", "use e.g. 0.05 (five percentage points)")
+    if cfg.energy.enabled and not re.fullmatch(r"[A-Z]{3}", cfg.energy.country):
+        bad("energy.country", f"{cfg.energy.country!r} is not an ISO 3166-1 alpha-3 code",
+            "use three capital letters, e.g. USA, FRA, DEU, GBR")
+
+
 SECTION_CHECKS = (check_run, check_data, check_train, check_lora, check_preference, check_rl, check_privacy,
-                  check_sweep, check_eval)
+                  check_sweep, check_eval, check_audit)

@@ -10,9 +10,11 @@ import pytest
 import yaml
 
 from tunesmith.config import (
+    AuditConfig,
     CleanConfig,
     DataConfig,
     DataSource,
+    EnergyConfig,
     EvalConfig,
     LoraConfig,
     ModelConfig,
@@ -514,10 +516,11 @@ def test_describe_covers_every_field_with_help():
     keys = [r[0] for r in rows]
     expected = [f.name for f in dataclasses.fields(RunConfig)
                 if f.name not in ("config_path", "model", "data", "lora", "train", "preference", "rl", "privacy",
-                                  "sweep", "eval")]
+                                  "sweep", "eval", "audit", "energy")]
     for section, cls in (("model", ModelConfig), ("data", DataConfig), ("lora", LoraConfig),
                          ("train", TrainConfig), ("preference", PreferenceConfig), ("rl", RLConfig),
-                         ("privacy", PrivacyConfig), ("sweep", SweepConfig), ("eval", EvalConfig)):
+                         ("privacy", PrivacyConfig), ("sweep", SweepConfig), ("eval", EvalConfig),
+                         ("audit", AuditConfig), ("energy", EnergyConfig)):
         expected += [f"{section}.{f.name}" for f in dataclasses.fields(cls) if f.name != "clean"]
     expected += [f"data.sources[].{f.name}" for f in dataclasses.fields(DataSource)]
     expected += [f"data.clean.{f.name}" for f in dataclasses.fields(CleanConfig)]
