@@ -7,12 +7,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 __all__ = ["load_config", "train", "validate", "evaluate", "report", "export", "serve", "load", "generate", "models",
-           "run_sweep", "TunesmithError", "RunConfig"]
+           "run_sweep", "run_audit", "TunesmithError", "RunConfig"]
 
 _WHERE = {"load_config": "tunesmith.config", "RunConfig": "tunesmith.config", "TunesmithError": "tunesmith.errors",
           "train": "tunesmith.api", "validate": "tunesmith.api", "load": "tunesmith.api",
           "evaluate": "tunesmith.api", "report": "tunesmith.api", "export": "tunesmith.api", "serve": "tunesmith.api",
-          "generate": "tunesmith.api", "models": "tunesmith.api",
+          "generate": "tunesmith.api", "models": "tunesmith.api", "run_audit": "tunesmith.api",
           # Not `sweep`: importing the submodule tunesmith.sweep binds that name to the module.
           "run_sweep": "tunesmith.sweep"}
 

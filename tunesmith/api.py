@@ -44,6 +44,10 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
         from tunesmith.eval.tasks import load_suite
 
         load_suite(cfg.eval.suite, cfg.eval.limit)
+    if cfg.audit.suite:
+        from tunesmith.audit.run import load_suite as load_audit_suite
+
+        load_audit_suite(cfg.audit.suite)
     curve = []
     if autotune.pending(cfg) or cfg.train.time_budget is not None:  # auto values from the data, then the budget
         from tunesmith import lr_range
@@ -51,7 +55,11 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
 
         cfg, curve = lr_range.run(autotune.resolve(autotune.resumed(cfg)))
         cfg = fit_budget(cfg)
-    run_dir = recipe(cfg.recipe)(cfg, show_progress=show_progress, callbacks=callbacks)
+    from tunesmith import energy
+
+    with energy.measure("train", **energy.settings(cfg.energy)) as used:  # kWh and CO2eq of the training itself
+        run_dir = recipe(cfg.recipe)(cfg, show_progress=show_progress, callbacks=callbacks)
+    energy.record(run_dir, "train", used)
     if curve:
         from tunesmith import lr_range
 
@@ -60,21 +68,39 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
 
     if cfg.eval.suite and is_main_process():
         evaluate(run_dir, cfg.eval.suite, limit=cfg.eval.limit, threshold=cfg.eval.threshold,
-                 samples=cfg.eval.samples, judge=cfg.eval.judge, dtype=cfg.eval.dtype, show_progress=show_progress)
+                 samples=cfg.eval.samples, judge=cfg.eval.judge, dtype=cfg.eval.dtype, show_progress=show_progress,
+                 energy=energy.settings(cfg.energy))
+    if cfg.audit.suite and is_main_process():
+        run_audit(run_dir, cfg.audit.suite, limit=cfg.audit.limit, judge=cfg.audit.judge,
+                  threshold=cfg.audit.threshold, show_progress=show_progress, energy=energy.settings(cfg.energy))
     return run_dir
 
 
 def evaluate(run_or_model: str | Path, suite: str | Path, *, out: str | Path | None = None,
              limit: int | None = None, threshold: float = REGRESSION_THRESHOLD, compare_base: bool = True,
              judge: str | None = None, samples: int = 3, dtype: str = "float32",
-             show_progress: bool = True) -> Path:
+             show_progress: bool = True, energy: dict | None = None) -> Path:
     """Run an evaluation suite; for a run directory on its base and tuned model side by side.
-    Returns the folder with report.html, report.md and eval/results.json."""
+    Returns the folder with report.html, report.md and eval/results.json. `energy`: {enabled,
+    country, region} for the energy measurement (None: a run's own energy section, else on, USA)."""
     from tunesmith.eval.run import evaluate as _evaluate
 
     return _evaluate(run_or_model, suite, out=out, limit=limit, threshold=threshold,
                      compare_base=compare_base, judge=judge, samples=samples, dtype=dtype,
-                     show_progress=show_progress)
+                     show_progress=show_progress, energy=energy)
+
+
+def run_audit(run_or_model: str | Path, suite: str | Path | None = "default", *, out: str | Path | None = None,
+          limit: int | None = None, judge: str | None = None, threshold: float = REGRESSION_THRESHOLD,
+              checks: list[str] | None = None, show_progress: bool = True, energy: dict | None = None
+              ) -> Path:
+    """Safety audit (refusal, toxicity, bias, memorization) of a run's base and tuned model, or of one
+    model. Returns the folder with report.html (its Safety section) and audit/results.json.
+    `energy`: as for evaluate."""
+    from tunesmith.audit.run import audit as _audit
+
+    return _audit(run_or_model, suite, out=out, limit=limit, judge=judge, threshold=threshold, checks=checks,
+                  show_progress=show_progress, energy=energy)
 
 
 def report(runs: list[str | Path], *, out: str | Path | None = None,
@@ -115,8 +141,11 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
         load_suite(cfg.eval.suite, cfg.eval.limit)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
     tok = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
+    from tunesmith import licences
+
     report = {"config": cfg.config_path, "model": {"spec": source.spec, "kind": source.kind, "path": source.path},
-              "load": loaded.info, "data": {}, "max_length": cfg.data.max_length}
+              "load": loaded.info, "data": {}, "max_length": cfg.data.max_length,
+              "licences": licences.check(cfg.data, source)}  # the cascade the run's manifest will carry
     if cfg.model.quantization != "none":  # a 4/8-bit path that is wrong or missing here is said now, not mid-run
         from tunesmith.models.quant import preflight as quant_preflight
 

@@ -257,6 +257,7 @@ def versions() -> dict:
 
 
 def build_manifest(cfg, *, data_files: list[str], model_source, precision: tuple[str, str]) -> dict:
+    from tunesmith import licences
     from tunesmith.hardware import hardware_info
     from tunesmith.models.loading import file_sha256
 
@@ -270,16 +271,37 @@ def build_manifest(cfg, *, data_files: list[str], model_source, precision: tuple
         "git_sha": git_sha(),
         "precision": {"value": precision[0], "why": precision[1]},
         "auto": dict(cfg.auto),  # the rule behind each value the config left as auto (tunesmith/autotune.py)
-        "data": [{"path": p, "sha256": file_sha256(p)} for p in data_files],
+        "data": [{"path": p, "sha256": file_sha256(p), "synthetic_rows": _synthetic_rows(p)} for p in data_files],
         "model": {"spec": model_source.spec, "kind": model_source.kind, "path": model_source.path,
                   "file": model_source.weights_file,
                   "sha256": file_sha256(model_source.weights_file) if model_source.weights_file else None},
         "hardware": hardware_info(),
+        # Each input's licence and what they allow the fine-tune to be used for (validate shows the same).
+        "licences": licences.check(cfg.data, model_source),
     }
     n = world_size()
     if n > 1:  # launched as several processes: each step's batch is per-device batch x accumulation x n
         manifest["distributed"] = {"processes": n, "global_batch": cfg.train.batch_size * cfg.train.grad_accum * n}
     return manifest
+
+
+def _synthetic_rows(path: str) -> int:
+    """Rows labelled `"synthetic": true` (how `tunesmith data synth` and `data augment` mark what
+    they generated) in a data file, for the model card's synthetic share. A byte scan first: a file
+    that never mentions the word is not parsed."""
+    from tunesmith.data.readers import iter_rows
+
+    with open(path, "rb") as f:
+        tail, found = b"", False
+        while chunk := f.read(1 << 20):
+            if b"synthetic" in tail + chunk:
+                found = True
+                break
+            tail = chunk[-16:]
+    if not found:
+        return 0
+    return sum(1 for _, row in iter_rows(path) if isinstance(row, dict)
+               and str(row.get("synthetic")).lower() in ("true", "1"))
 
 
 @dataclass

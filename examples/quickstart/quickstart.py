@@ -68,6 +68,7 @@ def main(overrides: list[str]) -> int:
         print(f"{name:>5}: {s['exact']}/{len(rows)} exact JSON records, {s['fields']}/{n_fields} fields right")
     print(f"wall time: {wall:.0f} s (model loads, base and tuned generation, training, evaluation)")
     print(f"report: {Path(run_dir) / 'report.html'} (base vs tuned, regressions flagged)")
+    print(f"next: tunesmith audit {run_dir}  (safety: refusal, toxicity, bias, the planted canaries)")
     result = {"heldout": len(rows), "score": score, "wall_seconds": round(wall, 1),
               "samples": [{"input": r["input"], "base": b, "tuned": t} for r, b, t in zip(rows, base, tuned)]}
     (Path(run_dir) / "quickstart.json").write_text(json.dumps(result, indent=2))

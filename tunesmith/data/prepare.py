@@ -181,10 +181,14 @@ def cache_key(data, tokenizer, seed: int, kinds: tuple[str, ...]) -> str:
     return h.hexdigest()
 
 
-def prepare(data, tokenizer, seed: int, kinds: tuple[str, ...] = ("chat",), loaded: Loaded | None = None
-            ) -> Prepared:
+def prepare(data, tokenizer, seed: int, kinds: tuple[str, ...] = ("chat",), loaded: Loaded | None = None,
+            extra: list[Example] | None = None) -> Prepared:
     """Load (unless `loaded` is given), split and tokenize; cached when data.cache is on.
-    `data` is the config's DataConfig section; `kinds` the record kinds the recipe trains on."""
+    `data` is the config's DataConfig section; `kinds` the record kinds the recipe trains on;
+    `extra`: rows added to the training split only, after the split (the audit's canaries)."""
+    if extra:  # never cached: the cache key knows the data section, not these rows
+        loaded = loaded or load_all(data, seed)
+        loaded = Loaded(loaded.train + list(extra), loaded.validation, {**loaded.info, "extra_rows": len(extra)})
     if not data.cache or loaded is not None:
         return _prepare(data, tokenizer, seed, kinds, loaded)
     from tunesmith.models.loading import cache_root

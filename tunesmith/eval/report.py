@@ -295,7 +295,7 @@ def _write_reports(out_dir: Path, title: str, body: list[str], md: list[str]) ->
 
 
 def _meta(results: dict, labels: list[str], threshold: float) -> list[tuple[str, str]]:
-    """(name, text) pairs for the header: models, suite, date, threshold, time taken."""
+    """(name, text) pairs for the header: models, suite, date, threshold, time taken, energy."""
     models = results["models"]
     pairs = [("Models", "; ".join(f"{lb} = {models[lb]}" for lb in labels)),
              ("Suite", str(results.get("suite", "–"))), ("Date", str(results.get("created", "–"))),
@@ -304,6 +304,12 @@ def _meta(results: dict, labels: list[str], threshold: float) -> list[tuple[str,
     seconds = results.get("seconds") or {}
     if isinstance(seconds, dict) and seconds:
         pairs.append(("Time", ", ".join(f"{lb} {s:.1f} s" for lb, s in seconds.items() if as_number(s) is not None)))
+    energy = results.get("energy") or {}
+    if isinstance(energy, dict) and energy:  # kWh and CO2eq per stage, measured by codecarbon (tunesmith/energy.py)
+        from tunesmith.energy import summary
+
+        pairs.append(("Energy", "; ".join(f"{stage}: {summary(r)}" for stage, r in energy.items()
+                                         if isinstance(r, dict))))
     return pairs
 
 
@@ -362,8 +368,10 @@ def _samples(task: dict, labels: list[str]) -> tuple[str, list[str]]:
 
 
 def render(results: dict, out_dir: Path, *, threshold: float = REGRESSION_THRESHOLD,
-           loss_curve: list[dict] | None = None, title: str | None = None) -> tuple[Path, Path]:
-    """Write out_dir/report.html (self-contained) and out_dir/report.md (+ its PNGs); return both."""
+           loss_curve: list[dict] | None = None, title: str | None = None,
+           safety: dict | None = None) -> tuple[Path, Path]:
+    """Write out_dir/report.html (self-contained) and out_dir/report.md (+ its PNGs); return both.
+    `safety`: an audit's results (audit/results.json), shown as the Safety section."""
     rows = compare(results, threshold)
     labels = list(results["models"])
     out_dir = Path(out_dir)
@@ -375,7 +383,22 @@ def render(results: dict, out_dir: Path, *, threshold: float = REGRESSION_THRESH
                  for r in bad]
     else:
         text, lines = f"One model evaluated ({labels[0]}): no comparison.", []
+    if not results["tasks"]:
+        text = "No evaluation suite was run (tunesmith eval RUN --suite SUITE.yaml adds one)."
+    if safety is not None:  # the audit's verdict and regressions join the header's
+        from tunesmith.audit.report import summary
+
+        safety_text, safety_lines = summary(safety)
+        text, lines = f"{text} {safety_text}.", lines + safety_lines
     body, md = _header(title, _meta(results, labels, threshold), text, lines)
+    if safety is not None:
+        from tunesmith.audit.report import section
+
+        safety_body, safety_md = section(safety)
+        body += safety_body
+        md += safety_md
+    if not results["tasks"]:
+        return _write_reports(out_dir, title, body, md)
 
     body.append("<h2>Overview</h2>")
     md += ["## Overview", ""]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tunesmith import energy as energy_use
 from tunesmith import runs
 from tunesmith.config import EVAL_DTYPES, REGRESSION_THRESHOLD
 from tunesmith.errors import fail
@@ -81,36 +82,44 @@ def _say(show: bool, text: str) -> None:
 def evaluate(target: str | Path, suite_path: str | Path, *, out: str | Path | None = None,
              limit: int | None = None, threshold: float = REGRESSION_THRESHOLD, compare_base: bool = True,
              judge: str | None = None, samples: int = 3, dtype: str = "float32",
-             show_progress: bool = True) -> Path:
+             show_progress: bool = True, energy: dict | None = None) -> Path:
     """Run the suite; returns the folder holding report.html. A run directory is evaluated in place
-    (base vs tuned) unless `out` is given; any other model writes to `out` (default evals/<model name>)."""
+    (base vs tuned) unless `out` is given; any other model writes to `out` (default evals/<model name>).
+    `energy`: {enabled, country, region} of the energy measurement; None: a run directory's own
+    energy section, else on with country USA."""
     suite = T.load_suite(suite_path, limit)
     target = str(target)
     if dtype not in EVAL_DTYPES:
         raise fail(f"dtype {dtype!r} is not supported for evaluation", "use float32 (exact) or bfloat16 (faster)")
-    subjects, run_dir = _subjects(target, compare_base, dtype)
-    out = Path(out) if out else run_dir or Path("evals") / _slug(target)
-    (out / "eval" / "outputs").mkdir(parents=True, exist_ok=True)
-    encoder = _encoder_if_needed(suite)
-    per_task: dict[str, dict] = {t.name: {"metrics": {}, "records": {}, "lengths": {}} for t in suite.tasks}
-    seconds = {}
-    for subject in subjects:
-        start = time.perf_counter()
-        with subject.enter() as loaded:
-            for spec in suite.tasks:
-                t0 = time.perf_counter()
-                result = _run_task(loaded, spec, suite.batch_size, encoder)
-                slot = per_task[spec.name]
-                slot["metrics"][subject.label] = result.metrics
-                slot["records"][subject.label] = result.records
-                slot["lengths"][subject.label] = result.lengths
-                slot.setdefault("info", {}).update(result.info)
-                _say(show_progress, f"{subject.label}: {spec.name} ({spec.type}, {_n(result, spec)} rows) "
-                     f"{_fmt(result.metrics)} in {time.perf_counter() - t0:.1f} s")
-        seconds[subject.label] = round(time.perf_counter() - start, 1)
-    _judge_tasks(suite, per_task, [s.label for s in subjects], judge, show_progress)
+    seconds, run_dir = {}, Path(target) if runs.is_run_dir(target) else None
+    with energy_use.measure("eval", **_energy_settings(energy, run_dir)) as used:  # loading the models included
+        subjects, run_dir = _subjects(target, compare_base, dtype)
+        out = Path(out) if out else run_dir or Path("evals") / _slug(target)
+        (out / "eval" / "outputs").mkdir(parents=True, exist_ok=True)
+        encoder = _encoder_if_needed(suite)
+        per_task: dict[str, dict] = {t.name: {"metrics": {}, "records": {}, "lengths": {}} for t in suite.tasks}
+        for subject in subjects:
+            start = time.perf_counter()
+            with subject.enter() as loaded:
+                for spec in suite.tasks:
+                    t0 = time.perf_counter()
+                    result = _run_task(loaded, spec, suite.batch_size, encoder)
+                    slot = per_task[spec.name]
+                    slot["metrics"][subject.label] = result.metrics
+                    slot["records"][subject.label] = result.records
+                    slot["lengths"][subject.label] = result.lengths
+                    slot.setdefault("info", {}).update(result.info)
+                    _say(show_progress, f"{subject.label}: {spec.name} ({spec.type}, {_n(result, spec)} rows) "
+                         f"{_fmt(result.metrics)} in {time.perf_counter() - t0:.1f} s")
+            seconds[subject.label] = round(time.perf_counter() - start, 1)
+        _judge_tasks(suite, per_task, [s.label for s in subjects], judge, show_progress)
     results = _results(suite, subjects, per_task, seconds, samples)
     results["dtype"] = dtype
+    if used:  # the report shows every stage measured so far: the run's training too, when evaluated in place
+        results["energy"] = {"eval": used}
+        if run_dir is not None and out == run_dir:
+            energy_use.record(run_dir, "eval", used)
+            results["energy"] = (runs.read_manifest(run_dir) or {}).get("energy") or results["energy"]
     for spec in suite.tasks:
         _write_outputs(out / "eval" / "outputs" / f"{spec.name}.jsonl", per_task[spec.name])
     runs.write_json(out / RESULTS, results)
@@ -119,6 +128,17 @@ def evaluate(target: str | Path, suite_path: str | Path, *, out: str | Path | No
         _note_in_manifest(run_dir, results, threshold)
     _say(show_progress, f"report: {out / 'report.html'}")
     return out
+
+
+def _energy_settings(energy: dict | None, run_dir: Path | None) -> dict:
+    if energy is not None:
+        return {**energy_use.DEFAULTS, **energy}
+    if run_dir is not None:  # `tunesmith eval RUN` follows the run's own energy switch
+        import yaml
+
+        section = (yaml.safe_load((run_dir / runs.CONFIG_FILE).read_text(encoding="utf-8")) or {}).get("energy") or {}
+        return {k: section.get(k, default) for k, default in energy_use.DEFAULTS.items()}
+    return dict(energy_use.DEFAULTS)
 
 
 def _note_in_manifest(run_dir: Path, results: dict, threshold: float) -> None:
@@ -219,10 +239,15 @@ def write_report(out: Path, threshold: float = REGRESSION_THRESHOLD, results: di
     and, for a run, its loss curve."""
     from tunesmith.eval.report import render
 
+    audit_file = out / "audit" / "results.json"  # `tunesmith audit`'s results: the Safety section
+    safety = json.loads(audit_file.read_text(encoding="utf-8")) if audit_file.is_file() else None
+    if results is None and safety is not None and not (out / RESULTS).is_file():
+        results = {"suite": "(none)", "models": safety["models"], "tasks": [], "created": safety["created"]}
     if results is None:
         results = _read_results(out)
     curve = runs.read_metrics(out) if (out / "metrics.jsonl").is_file() else None
-    return render(results, out, threshold=threshold, loss_curve=curve, title=f"tunesmith evaluation: {out.name}")
+    return render(results, out, threshold=threshold, loss_curve=curve, title=f"tunesmith evaluation: {out.name}",
+                  safety=safety)
 
 
 def compare_runs(targets: list[str | Path], out: str | Path,

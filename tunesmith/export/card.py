@@ -1,10 +1,12 @@
-"""The model card (README.md) of an export: what the model is, what it learned from, how well it
-does, whether the export answers like the trained model, and how to load each format.
+"""The model card (README.md) of an export: what the model is, what it learned from (every file's
+hash and licence, the cleaning steps, the synthetic share), what the licences allow it to be used
+for, how well it does, what the safety audit found, the energy it took, whether the export answers
+like the trained model, and how to load each format.
 
 Front matter follows the Hugging Face model card metadata (license, base_model, tags, ...), so the
 folder uploads to the Hub as it is. Every fact comes from the run directory (config.yaml,
-manifest.json, eval/results.json) or the export; what the run cannot know (a dataset's licence
-with no licence file beside it) is marked "unknown — fill in" instead of guessed.
+manifest.json, data_report.json, eval/results.json) or the export; what the run cannot know (a
+dataset's licence with no licence file beside it) is marked "unknown — fill in" instead of guessed.
 """
 
 from __future__ import annotations
@@ -13,14 +15,9 @@ import json
 import re
 from pathlib import Path
 
-from tunesmith import runs
+from tunesmith import licences, runs
 
 UNKNOWN = "unknown — fill in"
-# Common licence names -> the Hub's license identifiers (front matter).
-_HUB_LICENSE = {"apache-2.0": "apache-2.0", "apache 2.0": "apache-2.0", "mit": "mit", "bsd-3-clause": "bsd-3-clause",
-                "cc-by-4.0": "cc-by-4.0", "cc by 4.0": "cc-by-4.0", "cc-by-sa-4.0": "cc-by-sa-4.0",
-                "cc-by-nc-4.0": "cc-by-nc-4.0", "cc by-nc 4.0": "cc-by-nc-4.0", "llama3": "llama3",
-                "llama3.1": "llama3.1", "gemma": "gemma", "openrail": "openrail"}
 
 
 def write_card(run_dir: str | Path, out_dir: str | Path, export_info: dict) -> Path:
@@ -31,29 +28,33 @@ def write_card(run_dir: str | Path, out_dir: str | Path, export_info: dict) -> P
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg = yaml.safe_load((run_dir / runs.CONFIG_FILE).read_text()) or {}
     manifest = runs.read_manifest(run_dir) or {}
-    base = _base_model(cfg, manifest)
+    lic = manifest.get("licences") or _licences(cfg, manifest)
+    base = _base_model(cfg, manifest, lic)
     name = cfg.get("name") or run_dir.name
     method = cfg.get("train", {}).get("method", "lora")
-    front = {"license": _HUB_LICENSE.get(str(base["licence"]).lower(), "other"),
+    # NC, share-alike or use-restricted data must not hide behind the base model's licence id.
+    front = {**licences.hub_licence(lic),
              **({"base_model": base["hub_id"]} if base["hub_id"] else {}),
              "library_name": "transformers" if export_info.get("hf_dir") else "gguf",
              "pipeline_tag": "text-generation",
              "tags": ["tunesmith", cfg.get("recipe", "sft"), method]
              + (["peft"] if export_info.get("adapter_dir") else []) + (["gguf"] if export_info.get("gguf") else [])
              + (["ollama"] if export_info.get("modelfile") else [])}
-    if front["license"] == "other":
-        front["license_name"] = "see the base model's card"
+    eval_rows = _eval_rows(run_dir, manifest)
     sections = [
         "---\n" + yaml.safe_dump(front, sort_keys=False).rstrip() + "\n---",
         f"# {name}\n\nA fine-tune of **{base['name']}** ({cfg.get('recipe', 'sft')}, {method}) trained and exported "
         f"with tunesmith {manifest.get('versions', {}).get('tunesmith') or ''}.".rstrip(),
         _base_section(base),
-        _data_section(manifest, cfg),
+        _data_section(run_dir, manifest, cfg, lic),
+        _licences_section(lic),
         _method_section(cfg, manifest),
+        _energy_section(manifest),
         _eval_section(run_dir),
+        _audit_section(manifest),
         _parity_section(export_info),
         _use_section(out_dir, export_info, base, name),
-        _limits_section(export_info, base),
+        _limits_section(export_info, base, manifest, lic, eval_rows),
         _files_section(out_dir, export_info),
     ]
     path = out_dir / "README.md"
@@ -64,58 +65,46 @@ def write_card(run_dir: str | Path, out_dir: str | Path, export_info: dict) -> P
 # --------------------------------------------------------------------------- facts
 
 
-def _base_model(cfg: dict, manifest: dict) -> dict:
+def _licences(cfg: dict, manifest: dict) -> dict:
+    """The licence cascade of a run whose manifest predates manifest["licences"]."""
+    data, model = cfg.get("data") or {}, manifest.get("model") or {}
+    spec = (cfg.get("model") or {}).get("name") or model.get("spec", "?")
+    sources = [(s.get("path"), s.get("license")) for s in data.get("sources") or []]
+    return licences.cascade(licences.base_licence(spec, model.get("kind", ""), model.get("path") or spec),
+                            licences.data_licences(data.get("train") or [], sources, data.get("license")))
+
+
+def _base_model(cfg: dict, manifest: dict, lic: dict) -> dict:
     from tunesmith.models.registry import embedded_models
 
     spec = (cfg.get("model") or {}).get("name") or manifest.get("model", {}).get("spec", "?")
     entry = embedded_models().get(spec) or {}
     hub_id = entry.get("hub_id") or (spec if re.match(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", spec)
                                      and not Path(spec).exists() else None)
-    return {"name": spec, "description": entry.get("description"), "licence": entry.get("licence") or
+    licence = next((i["licence"] for i in lic.get("inputs", []) if i["role"] == "base model"), None)
+    return {"name": spec, "description": entry.get("description"), "licence": licence or
             "see the base model's card", "hub_id": hub_id, "sha256": manifest.get("model", {}).get("sha256"),
             "file": manifest.get("model", {}).get("file"), "quantization": (cfg.get("model") or {}).get("quantization")}
 
 
 def data_licence(path: str | Path) -> str:
-    """A data file's licence when a file beside it says so, else UNKNOWN.
-
-    Looks in the file's folder and the two above it for a README.md with Hub dataset-card front
-    matter (`license: ...`) or a markdown table with a licence column and a row naming the file, then
-    for a LICENSE file in the file's own folder."""
-    path = Path(path)
-    for folder in [path.parent, *list(path.parents)[1:3]]:
-        readme = folder / "README.md"
-        if not readme.is_file():
-            continue
-        text = readme.read_text(encoding="utf-8", errors="replace")
-        m = re.match(r"^---\n(.*?)\n---", text, re.S)
-        if m:
-            lic = re.search(r"^licen[cs]e:\s*(.+)$", m.group(1), re.M)
-            if lic:
-                return lic.group(1).strip().strip("'\"")
-        found = _licence_from_table(text, path, folder)
-        if found:
-            return found
-    for lic in sorted(path.parent.glob("LICEN[CS]E*")):
-        first = next((ln.strip() for ln in lic.read_text(errors="replace").splitlines() if ln.strip()), "")
-        return f"{first[:60]} (see {lic.name} beside the data)" if first else f"see {lic.name} beside the data"
-    return UNKNOWN
+    """A data file's licence when a file beside it says so (see licences.beside), else UNKNOWN."""
+    found = licences.beside(path)
+    return found[0] if found else UNKNOWN
 
 
-def _licence_from_table(text: str, path: Path, folder: Path) -> str | None:
-    rel = path.relative_to(folder).as_posix() if path.is_relative_to(folder) else path.name
-    col = None
-    for line in text.splitlines():
-        if not line.startswith("|"):
-            col = None
-            continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if col is None:
-            col = next((i for i, c in enumerate(cells) if "licen" in c.lower()), None)
-            continue
-        if col < len(cells) and (rel in cells[0] or path.name in cells[0]) and not set(cells[0]) <= set("-: "):
-            return cells[col]
-    return None
+def _eval_rows(run_dir: Path, manifest: dict) -> list[dict]:
+    """Per (task, metric) base vs tuned, with better/regression flags (eval.compare), or []."""
+    path = run_dir / "eval" / "results.json"
+    if not path.is_file():
+        return []
+    from tunesmith.eval.compare import compare
+
+    results = json.loads(path.read_text())
+    if len(results.get("models") or {}) < 2:
+        return []
+    threshold = (manifest.get("eval") or {}).get("threshold")
+    return compare(results, **({"threshold": threshold} if threshold is not None else {}))
 
 
 # --------------------------------------------------------------------------- sections
@@ -133,11 +122,13 @@ def _base_section(base: dict) -> str:
     return "\n".join(lines)
 
 
-def _data_section(manifest: dict, cfg: dict) -> str:
+def _data_section(run_dir: Path, manifest: dict, cfg: dict, lic: dict) -> str:
     files = manifest.get("data") or []
+    given = {i["name"]: i["licence"] for i in lic.get("inputs", []) if i["role"] == "data" and i["licence"]}
     lines = ["## Training data", "", "| file | sha256 | licence |", "|---|---|---|"]
     for f in files:
-        lines.append(f"| `{Path(f['path']).name}` | `{f.get('sha256')}` | {data_licence(f['path'])} |")
+        lines.append(f"| `{Path(f['path']).name}` | `{f.get('sha256')}` | "
+                     f"{given.get(f['path']) or data_licence(f['path'])} |")
     if not files:
         lines.append(f"| (not recorded) | | {UNKNOWN} |")
     data = cfg.get("data") or {}
@@ -145,8 +136,139 @@ def _data_section(manifest: dict, cfg: dict) -> str:
             f"{data.get('validation_fraction', 0):.0%} of the training rows held out for validation"
             if data.get("validation_fraction") else "no validation split")
     lines += ["", f"Full paths are in the run's manifest.json; {held}; max length {data.get('max_length')} tokens, "
-              f"loss on {data.get('train_on', 'assistant')} tokens."]
+              f"loss on {data.get('train_on', 'assistant')} tokens.", "", "### Lineage", ""]
+    return "\n".join(lines + _lineage(run_dir, files, data))
+
+
+def _lineage(run_dir: Path, files: list[dict], data: dict) -> list[str]:
+    """What happened to the rows between the files and the trainer, from data_report.json."""
+    try:
+        report = json.loads((run_dir / "data_report.json").read_text())
+    except (OSError, ValueError):
+        report = {}
+    load = (report.get("load") or {}).get("train") or {}
+    rows, out = load.get("rows") or {}, []
+    if rows:
+        skipped = ", ".join(f"{k} {v}" for k, v in (rows.get("skipped") or {}).items())
+        out.append(f"- rows read: {rows.get('rows')}, loaded: {rows.get('kept')}"
+                   + (f" (skipped: {skipped})" if skipped else ""))
+    clean = load.get("clean")
+    if clean:
+        before, after = clean.get("before") or {}, clean.get("after") or {}
+        out.append(f"- cleaning (data.clean): {before.get('rows')} → {after.get('rows')} rows; records sha256 "
+                   f"`{str(before.get('sha256'))[:16]}…` → `{str(after.get('sha256'))[:16]}…`")
+        out += [f"  - {_clean_step(step)}" for step in clean.get("steps") or []]
+        if clean.get("dropped"):
+            out.append("  - dropped by reason: " + ", ".join(f"{k} {v}" for k, v in clean["dropped"].items()))
+    elif report:
+        out.append("- cleaning: none ran (data.clean.enabled is false): no dedup, PII or toxicity step")
+    else:
+        out.append("- loading and cleaning: not recorded (the run has no data_report.json)")
+    out.append(_synthetic_share(files, data, rows.get("kept"), load.get("mix") or []))
+    for m in load.get("mix") or []:
+        out.append(f"- mixing: `{Path(str(m['source'])).name}` weight {m['weight']}: {m['rows']} rows → {m['used']}")
+    if (report.get("load") or {}).get("extra_rows"):
+        out.append(f"- {report['load']['extra_rows']} audit canary rows added to the training split (audit.canaries)")
+    tok = report.get("train") or {}
+    if tok.get("rows") is not None:
+        out.append(f"- tokenized: {tok.get('kept')} of {tok.get('rows')} rows kept ({tok.get('dropped_overlong', 0)} "
+                   f"over max length dropped, {tok.get('truncated', 0)} truncated), {tok.get('tokens')} tokens")
+    return out
+
+
+def _clean_step(step: dict) -> str:
+    name, rows = step.get("step", "?"), f"{step.get('rows_before')} → {step.get('rows_after')} rows"
+    if name == "normalize":
+        return f"normalize: {step.get('rows_changed', 0)} rows changed"
+    if name == "pii":
+        found = ", ".join(f"{k} {v}" for k, v in (step.get("found") or {}).items()) or "none"
+        return f"PII ({step.get('policy')}): found {found} in {step.get('rows_with_pii', 0)} rows; {rows}"
+    if name == "toxicity":
+        return f"toxicity ({step.get('policy')}): {step.get('rows_flagged', 0)} rows flagged; {rows}"
+    if name == "decontaminate":
+        return f"decontamination ({step.get('ngram')}-grams, {step.get('eval_items')} eval items): {rows}"
+    if name == "dedup":
+        return f"dedup ({step.get('method')}): {rows}"
+    return f"{name}: {rows}"
+
+
+def _synthetic_share(files: list[dict], data: dict, loaded: int | None, mix: list[dict]) -> str:
+    """Rows labelled synthetic (by `tunesmith data synth` / `data augment`) in the training files,
+    and their share after the mixing weights re-sampled each source."""
+    counted = [f for f in files if "synthetic_rows" in f and f["path"] != data.get("validation")]
+    if not counted:
+        return "- synthetic share: not recorded"
+    n = sum(f["synthetic_rows"] for f in counted)
+    if not n:
+        return "- synthetic share: 0 (no training row is labelled synthetic)"
+    share = f" ({n / loaded:.1%} of {loaded} rows loaded)" if loaded else ""
+    text = (f"- synthetic share: {n} rows labelled synthetic{share}: "
+            + ", ".join(f"`{Path(f['path']).name}` {f['synthetic_rows']}" for f in counted if f["synthetic_rows"]))
+    used = sum(m["used"] for m in mix)
+    if used:  # a source's synthetic fraction carries over to the rows drawn from it (cleaning may shift it)
+        syn = {f["path"]: f["synthetic_rows"] for f in counted}
+        drawn = sum(m["used"] * min(1.0, sum(syn.get(p, 0) for p in str(m["source"]).split(", ")) / m["rows"])
+                    for m in mix if m["rows"])
+        text += f"; after the mixing weights about {drawn / used:.0%} of the {used} rows trained on"
+    return text
+
+
+def _licences_section(lic: dict) -> str:
+    lines = ["## Licences", "", "| input | licence | category | from |", "|---|---|---|---|"]
+    for i in lic.get("inputs", []):
+        what = f"base model `{i['name']}`" if i["role"] == "base model" else f"data `{Path(i['name']).name}`"
+        shown = i["id"] if i["category"] != "unknown" else (i["licence"] or "unknown")
+        lines.append(f"| {what} | {shown} | {i['category']} | {i['from']} |")
+    lines += ["", f"**The fine-tuned model may be used for:** {lic.get('verdict')}."]
+    if lic.get("warnings"):
+        lines += ["", "Warnings:", ""] + [f"- ⚠ {w}" for w in lic["warnings"]]
+    if lic.get("obligations"):
+        lines += ["", "Obligations of the inputs' licences:", ""] + [f"- {o}" for o in lic["obligations"]]
+    return "\n".join(lines + ["", f"_{lic.get('note', licences.NOT_LEGAL_ADVICE)}_"])
+
+
+def _energy_section(manifest: dict) -> str:
+    stages = manifest.get("energy") or {}
+    if not stages:
+        return ""
+    lines = ["## Energy and carbon", "", "| stage | energy (kWh) | emissions (kg CO2eq) | time | grid | how measured |",
+             "|---|---|---|---|---|---|"]
+    for stage, r in stages.items():
+        if r.get("error"):
+            lines.append(f"| {stage} | not measured | | | | {r['error']} |")
+            continue
+        grid = (r.get("country") or "") + (f"/{r['region']}" if r.get("region") else "")
+        if r.get("grid_g_co2eq_per_kwh") is not None:
+            grid += f" ({r['grid_g_co2eq_per_kwh']} g/kWh)"
+        lines.append(f"| {stage} | {r.get('kwh', 0):.4g} | {r.get('kg_co2eq', 0):.4g} | {r.get('seconds', 0):.3g} s "
+                     f"| {grid} | {r.get('power_method', '')} |")
+    tracker = next((r["tracker"] for r in stages.values() if r.get("tracker")), "codecarbon")
+    return "\n".join(lines + ["", f"Measured with {tracker} (offline: the grid's carbon intensity comes from the "
+                               "configured country, energy.country). Estimated rows are TDP-based, not metered."])
+
+
+def _audit_section(manifest: dict) -> str:
+    audit = manifest.get("audit") or {}
+    if not audit.get("rows"):
+        return ""
+    lines = ["## Safety audit", "", f"Suite `{audit.get('suite')}` ({audit.get('created', '')}), the base and the "
+             f"tuned model on the same prompts; a regression is a change for the worse beyond the audit's "
+             f"tolerance ({audit.get('threshold')} for rates; docs/safety.md gives the rest). Full report: "
+             f"{audit.get('report', 'report.html')}.", "",
+             "| check | metric | base | tuned | change | regression |", "|---|---|---|---|---|---|"]
+    for r in audit["rows"]:
+        base, tuned = r.get("base"), r.get("tuned")
+        change = f"{tuned - base:+.4g}" if isinstance(base, (int, float)) and isinstance(tuned, (int, float)) else ""
+        arrow = {"higher": " ↑", "lower": " ↓", "zero": " (0 best)"}.get(r.get("better"), "")
+        flag = "**yes**" if r.get("regression") else "no" if r.get("regression") is False else ""
+        lines.append(f"| {r.get('check')} | {r.get('metric')}{arrow} | {_measured(base)} | {_measured(tuned)} "
+                     f"| {change} | {flag} |")
+    lines += ["", "↑ higher is better, ↓ lower is better; – not measured."]
     return "\n".join(lines)
+
+
+def _measured(v) -> str:
+    return "–" if v is None else _num(v)
 
 
 def _method_section(cfg: dict, manifest: dict) -> str:
@@ -304,16 +426,46 @@ def _ollama_name(name: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-") or "tunesmith-model"
 
 
-def _limits_section(info: dict, base: dict) -> str:
-    lines = ["## Intended use and limitations", "",
-             "- Intended use: the task of the training data above; check the evaluation section before relying on "
-             "it elsewhere. Outside that task it behaves like (or worse than) the base model.",
-             "- It inherits the base model's limitations, biases and licence terms"
-             f" ({base['licence']}), and those of the training data's licences.",
-             "- Like every language model it can state false things fluently; do not use its output unchecked for "
-             "medical, legal, financial or safety decisions.",
-             "- Quantized files (GGUF types below 8 bits) trade some quality for size; the parity table says how "
-             "close each one stayed to the trained model."]
+def _limits_section(info: dict, base: dict, manifest: dict, lic: dict, eval_rows: list[dict]) -> str:
+    """Intended use restricted by the licence verdict; limitations from the evaluation's and the
+    safety audit's regressions, then the limits every fine-tune shares."""
+    uses = lic.get("uses") or "see the Licences section"
+    improved = [f"{r['task']}/{r['metric']}" for r in eval_rows if r.get("better") is True]
+    lines = ["## Intended use and limitations", "", "### Intended use", "",
+             "- The task of the training data above; check the evaluation section before relying on it elsewhere. "
+             "Outside that task it behaves like (or worse than) the base model.",
+             f"- Licences: {uses}" + (" (**no commercial use**: a training input is non-commercial)"
+                                       if lic.get("commercial_use") is False else "")
+             + "; the Licences section lists the conditions."]
+    if improved:
+        lines.append("- Better than the base model on: " + ", ".join(improved) + ".")
+    lines += ["", "### Limitations", ""]
+    regressed = (manifest.get("eval") or {}).get("regressions") or [
+        f"{r['task']}/{r['metric']}" for r in eval_rows if r.get("regression")]
+    if regressed:
+        lines.append("- Worse than the base model (evaluation regressions): " + ", ".join(regressed) + ".")
+    if not eval_rows and not manifest.get("eval"):
+        lines.append("- Not evaluated against the base model: its quality on the task is unmeasured.")
+    elif not regressed:
+        lines.append("- The evaluation found no regression against the base model on its tasks; they are samples of "
+                     "the task, not a guarantee.")
+    audit = manifest.get("audit") or {}
+    for r in audit.get("rows") or []:
+        if r.get("regression"):
+            lines.append(f"- Safety audit regression, {r.get('check')}/{r.get('metric')}: {_measured(r.get('base'))} "
+                         f"(base) → {_measured(r.get('tuned'))} (tuned), {r.get('better')} is better.")
+    if not audit:
+        lines.append("- No safety audit was run (`tunesmith audit RUN`): its refusal, toxicity, bias and "
+                     "memorisation behaviour against the base model is unmeasured.")
+    elif not audit.get("regressions"):
+        lines.append("- The safety audit found no regression against the base model on its checks; the checks are "
+                     "samples, not a guarantee.")
+    lines += ["- It inherits the base model's limitations, biases and licence terms"
+              f" ({base['licence']}), and those of the training data's licences.",
+              "- Like every language model it can state false things fluently; do not use its output unchecked for "
+              "medical, legal, financial or safety decisions.",
+              "- Quantized files (GGUF types below 8 bits) trade some quality for size; the parity table says how "
+              "close each one stayed to the trained model."]
     lines += [f"- Export note: {w}" for w in info.get("warnings") or []]
     return "\n".join(lines)
 

@@ -42,6 +42,22 @@ def kinds(cfg) -> tuple[str, ...]:
     return KINDS[cfg.recipe]
 
 
+def canary_rows(cfg) -> list:
+    """The training rows that plant the config's audit canaries (none unless audit.canaries > 0)."""
+    from tunesmith.data import canaries
+
+    return canaries.rows(canaries.for_config(cfg), "text" if kinds(cfg) == ("text",) else "chat",
+                         cfg.data.system_prompt)
+
+
+def canary_fields(cfg) -> dict:
+    """The manifest's record of the planted canaries (the audit reads them back)."""
+    from tunesmith.data import canaries
+
+    planted = canaries.for_config(cfg)
+    return {"canaries": canaries.manifest_entry(planted)} if planted else {}
+
+
 def load_rows(cfg):
     """Every train/validation row (data.Loaded), refused up front when its kind is not the recipe's."""
     from tunesmith.data.prepare import check_kinds, load_all

@@ -177,7 +177,8 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- data (before the run directory exists: bad data never leaves a half-made run behind)
     tokenizer = load_tokenizer(s.source, cfg.model.chat_template, cfg.model.trust_remote_code)
-    prepared = prepare(cfg.data, tokenizer, cfg.seed, common.kinds(cfg))  # the rows SFT trains on
+    # the rows SFT trains on (and the audit's canaries: DP-SGD should keep their exposure low)
+    prepared = prepare(cfg.data, tokenizer, cfg.seed, common.kinds(cfg), extra=common.canary_rows(cfg))
     train_rows = [{"input_ids": r.input_ids, "labels": r.labels} for r in prepared.train]
     eval_rows = [{"input_ids": r.input_ids, "labels": r.labels} for r in prepared.validation]
     collator = PadCollator(tokenizer.pad_token_id)
@@ -207,7 +208,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- run directory (after the model: an unfinished DP run directory can only be started over)
     run = runs.start(cfg, source=s.source, precision=s.precision, tokenizer=tokenizer,
-                     data_report=prepared.report())  # never a checkpoint to resume: DP runs write none
+                     data_report=prepared.report(), **common.canary_fields(cfg))  # DP runs write no checkpoint
     run.record_model(model, base_dtype=base_dtype, attention=attention)
     run_dir = run.dir
     print(f"tunesmith: DP-SGD on {len(train_rows)} training rows, {len(eval_rows)} validation rows; {steps} steps "

@@ -36,9 +36,10 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     # --- data (before the run directory exists: bad data never leaves a half-made run behind)
     tokenizer = load_tokenizer(s.source, cfg.model.chat_template, cfg.model.trust_remote_code)
-    prepared = prepare(cfg.data, tokenizer, cfg.seed, common.kinds(cfg))
+    prepared = prepare(cfg.data, tokenizer, cfg.seed, common.kinds(cfg), extra=common.canary_rows(cfg))
     train_ds, eval_ds, report = _datasets(cfg, prepared, tokenizer)
-    run = runs.start(cfg, source=s.source, precision=s.precision, tokenizer=tokenizer, data_report=report)
+    run = runs.start(cfg, source=s.source, precision=s.precision, tokenizer=tokenizer, data_report=report,
+                     **common.canary_fields(cfg))
     if runs.is_main_process():
         _say_data(cfg, prepared, report, s.precision)
 
