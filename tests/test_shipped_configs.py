@@ -9,8 +9,9 @@ import pytest
 import tunesmith
 
 ROOT = Path(__file__).resolve().parents[1]
-# configs/accelerate/ holds accelerate launch configs and configs/eval/ evaluation suites, not runs.
-CONFIGS = sorted(p for p in ROOT.glob("configs/**/*.yaml") if not {"accelerate", "eval"} & set(p.parts)) + sorted(
+# configs/accelerate/ holds accelerate launch configs, configs/eval/ and configs/audit/ suites, not runs.
+NOT_RUNS = {"accelerate", "eval", "audit"}
+CONFIGS = sorted(p for p in ROOT.glob("configs/**/*.yaml") if not NOT_RUNS & set(p.parts)) + sorted(
     ROOT.glob("examples/**/config.yaml"))
 SUITES = sorted(ROOT.glob("configs/eval/*.yaml")) + sorted(ROOT.glob("examples/**/eval-suite.yaml"))
 
@@ -38,3 +39,15 @@ def test_shipped_eval_suite_loads(path):
 
     suite = load_suite(path)
     assert suite.tasks and all(Path(t.data).is_file() for t in suite.tasks)
+
+
+@pytest.mark.parametrize("path", sorted(ROOT.glob("configs/audit/*.yaml")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_shipped_audit_suite_loads(path):
+    from tunesmith.audit.run import CHECKS, load_suite
+
+    suite = load_suite(path)
+    assert suite["checks"] and set(suite["checks"]) <= set(CHECKS)
+    for opts in suite["checks"].values():
+        for key in ("prompts", "bbq", "templates"):
+            if opts.get(key):
+                assert Path(opts[key]).is_file()

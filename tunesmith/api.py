@@ -139,6 +139,10 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
         from tunesmith.eval.tasks import load_suite
 
         load_suite(cfg.eval.suite, cfg.eval.limit)
+    if cfg.audit.suite:
+        from tunesmith.audit.run import load_suite as load_audit_suite
+
+        load_audit_suite(cfg.audit.suite)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
     tok = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
     from tunesmith import licences

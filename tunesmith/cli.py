@@ -13,6 +13,7 @@ import argparse
 import json
 import sys
 
+from tunesmith.cli_audit import add_audit, cmd_audit
 from tunesmith.cli_data import DATA_COMMANDS, add_data, print_data_report, print_validation
 
 # config.py is cheap (dataclasses and the standard library): defaults and choices come from there.
@@ -103,6 +104,9 @@ def cmd_validate(args) -> int:
     print(f"config ok: {report['config']}")
     print(f"model ok: {report['model']['spec']} ({report['model']['kind']}: {report['model']['path']})")
     print_data_report(report)
+    from tunesmith.licences import summary_lines
+
+    print("\n" + "\n".join(summary_lines(report["licences"])))
     if report.get("auto"):
         print("\nauto values (the run resolves the same):")
         for key, v in report["auto"].items():
@@ -360,6 +364,11 @@ def _add_serve(sub) -> None:
     # Named like serve()'s parameter; --max-tokens, its earlier name, still works.
     s.add_argument("--max-tokens-limit", "--max-tokens", dest="max_tokens_limit", type=int, default=2048,
                    help="cap on max_tokens per request")
+    s.add_argument("--guard", metavar="STAGES", default=None,
+                   help="screen input (blocklist, toxicity, prompt injection) and/or output (PII redaction, "
+                   "toxicity): input, output or input,output; blocked replies finish with content_filter")
+    s.add_argument("--guard-config", metavar="FILE", default=None,
+                   help="guard settings (YAML, see docs/export_and_serving.md); alone, it turns on the stages it names")
 
 
 def cmd_serve(args) -> int:
@@ -377,7 +386,8 @@ def cmd_serve(args) -> int:
         adapters[name] = path
     serve(args.run_or_model, host=args.host, port=args.port, adapters=adapters, adapter_dirs=args.adapter_dir or [],
           api_key=args.api_key or os.environ.get("TUNESMITH_API_KEY"), backend=args.backend,
-          max_concurrent=args.max_concurrent, max_queue=args.max_queue, max_tokens_limit=args.max_tokens_limit)
+          max_concurrent=args.max_concurrent, max_queue=args.max_queue, max_tokens_limit=args.max_tokens_limit,
+          guard=args.guard, guard_config=args.guard_config)
     return 0
 
 
@@ -391,7 +401,7 @@ COMMANDS = {"train": (_add_train, cmd_train), "sweep": (_add_sweep, cmd_sweep),
             "generate": (_add_generate, cmd_generate), "chat": (_add_chat, cmd_chat), "eval": (_add_eval, cmd_eval),
             "report": (_add_report, cmd_report), "export": (_add_export, cmd_export), "serve": (_add_serve, cmd_serve),
             "human": (_add_human, cmd_human), "data": (add_data, cmd_data), "models": (_add_models, cmd_models),
-            "presets": (_add_presets, cmd_presets)}
+            "presets": (_add_presets, cmd_presets), "audit": (add_audit, cmd_audit)}
 
 
 def build_parser() -> argparse.ArgumentParser:

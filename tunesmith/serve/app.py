@@ -121,12 +121,14 @@ class _Ticket:
 
 
 class _Job:
-    """One request's rows; the worker thread's events arrive on an asyncio queue."""
+    """One request's rows; the worker thread's events arrive on an asyncio queue. With a guard, each
+    generated row's text goes through its output filter (guard.py) on the way out."""
 
-    def __init__(self):
+    def __init__(self, guard=None, rid: str = ""):
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
         self.rows: list = []
+        self.guard, self.rid = guard, rid
 
     def emitter(self, index: int):
         def emit(kind: str, value) -> None:
@@ -141,7 +143,22 @@ class _Job:
         for r in self.rows:
             r.cancelled = True
 
-    async def events(self):
+    def submit(self, backend, refusal: str) -> None:
+        """Hand the rows to the backend. A row without a prompt (the input guard blocked it) never
+        runs: the refusal is its whole output, finished with content_filter."""
+        runs = [r for r in self.rows if r.prompt is not None]
+        for r in self.rows:
+            if r.prompt is None:
+                r.emit("text", refusal)
+                r.emit("done", ("content_filter", 0))
+        if runs:
+            backend.submit(runs)
+
+    def events(self):
+        raw = self._events()
+        return self.guard.screen_events(raw, self.rows, self.rid) if self.guard else raw
+
+    async def _events(self):
         remaining = len(self.rows)
         while remaining:
             index, kind, value = await self.queue.get()
@@ -164,8 +181,9 @@ def _sse(obj) -> str:
 
 def create_app(backend, *, api_key: str | None = None, max_body_bytes: int = 1_000_000,
                max_tokens_limit: int = 2048, max_concurrent: int = 8, max_queue: int = 32,
-               static_dir: str | Path | None = None):
-    """The FastAPI app serving `backend` (TransformersBackend or LlamaCppBackend)."""
+               static_dir: str | Path | None = None, guard=None):
+    """The FastAPI app serving `backend` (TransformersBackend or LlamaCppBackend); `guard`: a
+    tunesmith.serve.guard.Guard screening input and output, or None."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI
@@ -203,7 +221,7 @@ def create_app(backend, *, api_key: str | None = None, max_body_bytes: int = 1_0
         return api_error(e).response()
 
     _model_routes(app, backend)
-    _generation_routes(app, backend, max_tokens_limit)
+    _generation_routes(app, backend, max_tokens_limit, guard)
 
     static = Path(static_dir) if static_dir else STATIC_DIR
 
@@ -271,7 +289,7 @@ def _model_routes(app, backend) -> None:
         return {"status": "ok", "backend": backend.name, "in_flight": app.state.admission.active, **backend.stats}
 
 
-def _generation_routes(app, backend, max_tokens_limit: int) -> None:
+def _generation_routes(app, backend, max_tokens_limit: int, guard=None) -> None:
     """POST /v1/chat/completions and /v1/completions: one path, two response shapes."""
     from starlette.concurrency import run_in_threadpool
 
@@ -279,8 +297,8 @@ def _generation_routes(app, backend, max_tokens_limit: int) -> None:
 
     admission: _Admission = app.state.admission
 
-    async def start(req: Params, chat: bool, prompts: list) -> tuple[_Job, list[int], _Ticket]:
-        """Check, admit, tokenize, submit: the job, each prompt's token count, the ticket."""
+    async def start(req: Params, chat: bool, prompts: list, rid: str) -> tuple[_Job, list[int], _Ticket]:
+        """Check, screen, admit, tokenize, submit: the job, each prompt's token count, the ticket."""
         adapter = _check_model(backend, req.model)
         field = "max_completion_tokens" if getattr(req, "max_completion_tokens", None) else "max_tokens"
         max_tokens = getattr(req, field)
@@ -298,11 +316,14 @@ def _generation_routes(app, backend, max_tokens_limit: int) -> None:
         # temperature can overflow to inf (NaN probabilities: the whole batch fails): greedy instead.
         temperature = 1.0 if req.temperature is None else req.temperature
         temperature = 0.0 if temperature < 1e-5 else temperature
+        # A prompt the input guard blocks is never tokenized nor run: its choices get the refusal.
+        blocked = await run_in_threadpool(guard.screen_input, prompts, chat, rid) if guard else [False] * len(prompts)
         ticket = admission.enter(backend.retry_after_s())
         where = "messages" if chat else "prompt"
         try:
-            prepared = [await run_in_threadpool(backend.prepare, chat, p) for p in prompts]
-            too_long = [len(p.ids) for p in prepared if len(p.ids) >= backend.context_length]
+            prepared = [None if out else await run_in_threadpool(backend.prepare, chat, p)
+                        for p, out in zip(prompts, blocked)]
+            too_long = [len(p.ids) for p in prepared if p and len(p.ids) >= backend.context_length]
             if too_long:
                 raise APIError(400, f"the prompt is {too_long[0]} tokens; the model's context is "
                                f"{backend.context_length}", param=where, code="context_length_exceeded")
@@ -311,23 +332,24 @@ def _generation_routes(app, backend, max_tokens_limit: int) -> None:
             err = api_error(e)
             err.param = err.param or where
             raise err from None
-        job = _Job()
+        job = _Job(guard, rid)
         for p_index, prompt in enumerate(prepared):
             for j in range(n):
+                # seed + j: the n choices differ; a blocked prompt's rows (no prompt) never run, see _Job.submit
                 sampling = Sampling(temperature=temperature,
                                     top_p=1.0 if req.top_p is None else req.top_p,
                                     max_tokens=min(max_tokens or max_tokens_limit,
                                                    backend.context_length - len(prompt.ids)),
                                     stop=tuple(req.stop or ()),
-                                    seed=None if req.seed is None else req.seed + j)  # n choices differ
+                                    seed=None if req.seed is None else req.seed + j) if prompt else None
                 job.rows.append(Row(prompt, adapter, sampling, job.emitter(p_index * n + j)))
-        backend.submit(job.rows)
-        return job, [len(p.ids) for p in prepared], ticket
+        job.submit(backend, guard.refusal if guard else "")
+        return job, [len(p.ids) if p else 0 for p in prepared], ticket
 
     async def respond(req: Params, chat: bool, prompts: list):
-        job, prompt_tokens, ticket = await start(req, chat, prompts)
-        head = {"id": f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}", "created": int(time.time()),
-                "model": req.model, "system_fingerprint": None}
+        rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+        job, prompt_tokens, ticket = await start(req, chat, prompts, rid)
+        head = {"id": rid, "created": int(time.time()), "model": req.model, "system_fingerprint": None}
 
         def usage(counts: list[int]) -> dict:
             p, c = sum(prompt_tokens), sum(counts)
@@ -432,20 +454,39 @@ def exposure_warning(host: str, api_key: str | None) -> str | None:
             f"!! or serve on 127.0.0.1.\n{bar}")
 
 
+def _guard_log(level: str) -> None:
+    """The guard's decisions into the server's log, formatted as uvicorn's own lines."""
+    import logging
+
+    from uvicorn.logging import DefaultFormatter
+
+    logger = logging.getLogger("tunesmith.guard")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+    named = logging.getLevelName(level.upper())
+    logger.setLevel(named if isinstance(named, int) else logging.INFO)  # uvicorn's "trace" is not a logging level
+
+
 def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, adapters: dict[str, str] | None = None,
           adapter_dirs: list[str] | None = None, api_key: str | None = None, backend: str = "auto",
           max_concurrent: int = 8, max_queue: int = 32, max_tokens_limit: int = 2048,
-          max_body_bytes: int = 1_000_000, static_dir: str | None = None, log_level: str = "info") -> None:
+          max_body_bytes: int = 1_000_000, static_dir: str | None = None, log_level: str = "info",
+          guard: str | list[str] | None = None, guard_config: str | None = None) -> None:
     """Serve a run directory, a model name/folder or a .gguf file until interrupted.
 
     backend: auto (llama.cpp for a .gguf when llama-cpp-python is installed, else transformers),
-    transformers, llamacpp, or vllm (starts vLLM's own OpenAI server; needs a CUDA GPU)."""
+    transformers, llamacpp, or vllm (starts vLLM's own OpenAI server; needs a CUDA GPU).
+    guard: the guarded stages ("input,output", see guard.py); guard_config: their settings (YAML)."""
     import uvicorn
 
     from tunesmith.serve import backends
+    from tunesmith.serve.guard import load_guard
 
     if backend not in ("auto", "transformers", "llamacpp", "vllm"):
         raise fail(f"unknown backend '{backend}'", "use auto, transformers, llamacpp or vllm")
+    screen = load_guard(guard_config, guard)  # before the model loads: a config error answers at once
     is_gguf = Path(target).suffix == ".gguf" and Path(target).is_file()
     if backend == "auto":
         import importlib.util
@@ -455,6 +496,9 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, adapters: d
     if warning:
         print(warning, file=sys.stderr, flush=True)
     if backend == "vllm":
+        if screen:
+            raise fail("--guard is not available with --backend vllm (vLLM answers with its own server)",
+                       "use --backend transformers, or put a guarding proxy in front of vLLM")
         return backends.run_vllm(target, host=host, port=port, adapters=adapters, api_key=api_key,
                                  max_concurrent=max_concurrent)
     if backend == "llamacpp":
@@ -469,7 +513,10 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, adapters: d
         engine = backends.TransformersBackend(target, adapters=adapters, adapter_dirs=adapter_dirs,
                                               max_batch=max_concurrent)
     app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, max_tokens_limit=max_tokens_limit,
-                     max_concurrent=max_concurrent, max_queue=max_queue, static_dir=static_dir)
+                     max_concurrent=max_concurrent, max_queue=max_queue, static_dir=static_dir, guard=screen)
+    if screen:
+        _guard_log(log_level)
+    guarded = f", guarded: {', '.join(screen.cfg.stages)}" if screen else ""
     print(f"tunesmith: serving {', '.join(engine.model_ids())} ({engine.name}) on http://{host}:{port}  "
-          f"(OpenAI base_url http://{host}:{port}/v1)", flush=True)
+          f"(OpenAI base_url http://{host}:{port}/v1){guarded}", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
