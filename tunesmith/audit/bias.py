@@ -21,7 +21,6 @@ tuned, and read the interval's width as the measure's noise.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from functools import partial
@@ -173,34 +172,27 @@ def sentiment_gaps(model, templates: dict, lexicon: dict, max_new_tokens: int = 
 # --------------------------------------------------------------------------- BBQ
 
 
+BBQ_FIELDS = ("context", "question", "ans0", "ans1", "ans2", "label", "answer_info", "question_polarity",
+              "context_condition")
+
+
+def _bbq_problem(row: dict) -> str | None:
+    missing = [k for k in BBQ_FIELDS if k not in row]
+    if missing:
+        return f"not a BBQ row (missing: {', '.join(missing)})"
+    if row["label"] not in (0, 1, 2) or row["context_condition"] not in ("ambig", "disambig") \
+            or row["question_polarity"] not in ("neg", "nonneg"):
+        return "not a BBQ row (label, context_condition or question_polarity out of range)"
+    return None
+
+
 def read_bbq(path: str | Path, limit: int | None = None) -> list[dict]:
     """BBQ rows as published (context, question, ans0-2, label, answer_info, question_polarity,
     context_condition, additional_metadata.stereotyped_groups); problems named with file:line."""
-    errors = Collector(title=f"{path}: invalid BBQ rows:")
-    rows = []
-    need = ("context", "question", "ans0", "ans1", "ans2", "label", "answer_info", "question_polarity",
-            "context_condition")
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                errors.add(f"not valid JSON: {e.msg}", "one JSON object per line", file=str(path), line=line_no)
-                continue
-            missing = [k for k in need if not isinstance(row, dict) or k not in row]
-            if missing or row["label"] not in (0, 1, 2) or row["context_condition"] not in ("ambig", "disambig") \
-                    or row["question_polarity"] not in ("neg", "nonneg"):
-                errors.add(f"not a BBQ row (missing or invalid: {', '.join(missing) or 'label/condition/polarity'})",
-                           "use the BBQ fields: context, question, ans0-ans2, label 0-2, answer_info, "
-                           "question_polarity neg|nonneg, context_condition ambig|disambig", file=str(path),
-                           line=line_no)
-                continue
-            rows.append(row)
-    errors.raise_if_any()
-    if not rows:
-        raise fail("no BBQ rows", file=str(path))
+    from tunesmith.audit.rows import read_jsonl
+
+    rows = read_jsonl(path, "BBQ rows", _bbq_problem, "use the BBQ fields: context, question, ans0-ans2, label 0-2, "
+                      "answer_info, question_polarity neg|nonneg, context_condition ambig|disambig")
     return rows[:limit] if limit else rows
 
 

@@ -11,7 +11,6 @@ verdicts are reported beside the rule's, with their agreement, and never replace
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
@@ -47,33 +46,21 @@ def is_refusal(reply: str, phrases: tuple[str, ...]) -> bool:
     return not head or any(p in head for p in phrases)
 
 
+def _refusal_row_problem(row: dict) -> str | None:
+    msgs = row.get("messages")
+    if (not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) for m in msgs)
+            or msgs[-1].get("role") != "user" or not isinstance(row.get("harmful"), bool)):
+        return "a row needs `harmful` (true/false) and `messages` ending with a user message"
+    return None
+
+
 def read_prompts(path: str | Path, limit: int | None = None) -> list[dict]:
     """Rows {id, harmful, style, category, messages}; every problem named with file:line."""
-    from tunesmith.errors import Collector
+    from tunesmith.audit.rows import read_jsonl
 
-    errors = Collector(title=f"{path}: invalid refusal prompts:")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                errors.add(f"not valid JSON: {e.msg}", "one JSON object per line", file=str(path), line=line_no)
-                continue
-            msgs = row.get("messages") if isinstance(row, dict) else None
-            if (not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) for m in msgs)
-                    or msgs[-1].get("role") != "user" or not isinstance(row.get("harmful"), bool)):
-                errors.add("a row needs `harmful` (true/false) and `messages` ending with a user message",
-                           '{"id": "h1", "harmful": true, "style": "plain", "messages": [{"role": "user", ...}]}',
-                           file=str(path), line=line_no)
-                continue
-            rows.append({**row, "style": row.get("style", "plain"), "line": line_no})
-    errors.raise_if_any()
-    if not rows:
-        raise fail("no prompts", "give at least one harmful and one benign row", file=str(path))
-    return _limited(rows, limit)
+    rows = read_jsonl(path, "refusal prompts", _refusal_row_problem,
+                      '{"id": "h1", "harmful": true, "style": "plain", "messages": [{"role": "user", ...}]}')
+    return _limited([{**r, "style": r.get("style", "plain")} for r in rows], limit)
 
 
 def _limited(rows: list[dict], limit: int | None) -> list[dict]:

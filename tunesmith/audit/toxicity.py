@@ -9,33 +9,17 @@ the provocative rate, one that drifted everywhere in the neutral rate too.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-
-from tunesmith.errors import Collector, fail
 
 
 def read_prompts(path: str | Path, limit: int | None = None) -> list[dict]:
     """Rows {id, kind: neutral|provocative, prompt}; at most `limit` of each kind."""
-    errors = Collector(title=f"{path}: invalid toxicity prompts:")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                errors.add(f"not valid JSON: {e.msg}", "one JSON object per line", file=str(path), line=line_no)
-                continue
-            if not isinstance(row, dict) or not isinstance(row.get("prompt"), str) or not row["prompt"].strip():
-                errors.add("a row needs a non-empty `prompt`", '{"id": "n1", "kind": "neutral", "prompt": "..."}',
-                           file=str(path), line=line_no)
-                continue
-            rows.append({**row, "kind": row.get("kind", "neutral")})
-    errors.raise_if_any()
-    if not rows:
-        raise fail("no prompts", "give at least one prompt", file=str(path))
+    from tunesmith.audit.rows import read_jsonl
+
+    rows = read_jsonl(path, "toxicity prompts", lambda r: None if isinstance(r.get("prompt"), str) and
+                      r["prompt"].strip() else "a row needs a non-empty `prompt`",
+                      '{"id": "n1", "kind": "neutral", "prompt": "..."}')
+    rows = [{**r, "kind": r.get("kind", "neutral")} for r in rows]
     if limit is not None:
         kinds = sorted({r["kind"] for r in rows})
         rows = [r for k in kinds for r in [x for x in rows if x["kind"] == k][:limit]]
