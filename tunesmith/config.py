@@ -208,6 +208,12 @@ class TrainConfig:
         "weights (0: off; needs eval_steps). auto: 3 for sft, cpt and classify when evaluation is periodic, else 0.")
     early_stopping_threshold: float = _f(0.0, "Smallest eval-loss decrease that counts as an improvement.")
     save_total_limit: int = _f(2, "Keep at most this many checkpoints.")
+    report_to: list[Literal["mlflow", "tensorboard", "wandb", "trackio"]] = _f(
+        [], "Experiment trackers that receive params, per-step metrics, eval and audit results and the report: "
+        "mlflow (a local SQLite store, <output_dir>/mlflow.db), tensorboard (<run>/tensorboard), wandb (offline, "
+        "<run>/wandb), trackio (local). Empty: none. pip install 'tunesmith[tracking]' adds mlflow and tensorboard.")
+    tracking_uri: str | None = _f(None, "MLflow tracking URI replacing the local SQLite store, e.g. "
+                                  "http://mlflow.internal:5000 or sqlite:////data/mlflow.db.")
 
 
 @dataclass(frozen=True)

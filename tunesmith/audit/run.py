@@ -218,6 +218,10 @@ def audit(target: str | Path, suite: str | Path | None = "default", *, out: str 
     from tunesmith.eval.run import write_report
 
     write_report(out)
+    if run_dir is not None and out == run_dir:  # after the report: it goes to the trackers too
+        from tunesmith.tracking import log_results
+
+        log_results(run_dir)
     _say(show_progress, f"report: {out / 'report.html'}")
     return out
 

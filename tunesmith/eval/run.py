@@ -126,6 +126,9 @@ def evaluate(target: str | Path, suite_path: str | Path, *, out: str | Path | No
     write_report(out, threshold=threshold, results=results)
     if run_dir is not None and out == run_dir:
         _note_in_manifest(run_dir, results, threshold)
+        from tunesmith.tracking import log_results
+
+        log_results(run_dir)  # the run's experiment trackers, when train.report_to named any
     _say(show_progress, f"report: {out / 'report.html'}")
     return out
 

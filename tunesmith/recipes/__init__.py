@@ -45,6 +45,10 @@ def preflight(cfg) -> None:
         from tunesmith.recipes.rewards import check
 
         check(cfg)
+    if cfg.train.report_to:
+        from tunesmith.tracking import check as check_trackers
+
+        check_trackers(cfg.train.report_to)
     if cfg.privacy.enabled:
         from tunesmith.recipes.dp import refuse
 

@@ -214,6 +214,8 @@ def training_arguments(train, run_dir: Path, precision: str, seed: int, has_eval
     import torch
     from transformers import TrainingArguments
 
+    from tunesmith import tracking
+
     return (args_cls or TrainingArguments)(
         output_dir=str(run_dir / "checkpoints"),
         num_train_epochs=train.epochs,
@@ -245,7 +247,8 @@ def training_arguments(train, run_dir: Path, precision: str, seed: int, has_eval
         seed=seed,
         data_seed=seed,
         include_num_input_tokens_seen="non_padding",
-        report_to="none",
+        # experiment trackers (tunesmith/tracking.py points them at local, offline stores)
+        report_to=tracking.prepare(train.report_to, run_dir, run_dir.name, train.tracking_uri),
         disable_tqdm=True,  # our own bar shows loss and tokens/s
         dataloader_num_workers=0,
         torch_compile=train.compile,
