@@ -367,6 +367,10 @@ def _add_serve(sub) -> None:
     s.add_argument("--guard", metavar="STAGES", default=None,
                    help="screen input (blocklist, toxicity, prompt injection) and/or output (PII redaction, "
                    "toxicity): input, output or input,output; blocked replies finish with content_filter")
+    s.add_argument("--jobs", action="store_true", help="also serve the fine-tuning service: /v1/files (uploads "
+                   "validated, kept in --jobs-dir)")
+    s.add_argument("--jobs-dir", default="tunesmith-service", help="folder of the service's files and database")
+    s.add_argument("--max-file-bytes", type=int, default=100_000_000, help="largest accepted upload (bytes)")
     s.add_argument("--guard-config", metavar="FILE", default=None,
                    help="guard settings (YAML, see docs/export_and_serving.md); alone, it turns on the stages it names")
 
@@ -387,7 +391,8 @@ def cmd_serve(args) -> int:
     serve(args.run_or_model, host=args.host, port=args.port, adapters=adapters, adapter_dirs=args.adapter_dir or [],
           api_key=args.api_key or os.environ.get("TUNESMITH_API_KEY"), backend=args.backend,
           max_concurrent=args.max_concurrent, max_queue=args.max_queue, max_tokens_limit=args.max_tokens_limit,
-          guard=args.guard, guard_config=args.guard_config)
+          guard=args.guard, guard_config=args.guard_config, jobs=args.jobs, jobs_dir=args.jobs_dir,
+          max_file_bytes=args.max_file_bytes)
     return 0
 
 

@@ -52,8 +52,9 @@ class _Guard:
     run (a malformed body would answer 400 to a caller without a key), and rather than FastAPI's
     `max_body_size` because that one answers 413 in plain text, which OpenAI clients cannot read."""
 
-    def __init__(self, app, api_key: str | None, max_body_bytes: int):
+    def __init__(self, app, api_key: str | None, max_body_bytes: int, max_file_bytes: int | None = None):
         self.app, self.max_body_bytes = app, max_body_bytes
+        self.max_file_bytes = max_file_bytes or max_body_bytes  # POST /v1/files: training data, larger
         self.api_key = api_key.encode() if api_key else None
 
     async def __call__(self, scope, receive, send):
@@ -68,26 +69,26 @@ class _Guard:
                            "Missing API key: send the header 'Authorization: Bearer <key>'")
                 err = APIError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
                 return await err.response()(scope, receive, send)
+        limit = self.max_file_bytes if scope["path"] == "/v1/files" else self.max_body_bytes
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            return await self._too_large(int(length)).response()(scope, receive, send)
+        if length is not None and length.isdigit() and int(length) > limit:
+            return await self._too_large(int(length), limit).response()(scope, receive, send)
         seen = 0
 
         async def counted():
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_body_bytes:  # a chunked body with no Content-Length
+            if seen > limit:  # a chunked body with no Content-Length
                 from starlette.exceptions import HTTPException
 
-                raise HTTPException(413, self._too_large(seen).message)
+                raise HTTPException(413, self._too_large(seen, limit).message)
             return message
 
         await self.app(scope, counted, send)
 
-    def _too_large(self, size: int) -> APIError:
-        return APIError(413, f"request body is {size} bytes, over the limit of {self.max_body_bytes}",
-                        code="request_too_large")
+    def _too_large(self, size: int, limit: int) -> APIError:
+        return APIError(413, f"request body is {size} bytes, over the limit of {limit}", code="request_too_large")
 
 
 # --------------------------------------------------------------------------- the app
@@ -181,9 +182,10 @@ def _sse(obj) -> str:
 
 def create_app(backend, *, api_key: str | None = None, max_body_bytes: int = 1_000_000,
                max_tokens_limit: int = 2048, max_concurrent: int = 8, max_queue: int = 32,
-               static_dir: str | Path | None = None, guard=None):
+               static_dir: str | Path | None = None, guard=None, files=None, max_file_bytes: int = 100_000_000):
     """The FastAPI app serving `backend` (TransformersBackend or LlamaCppBackend); `guard`: a
-    tunesmith.serve.guard.Guard screening input and output, or None."""
+    tunesmith.serve.guard.Guard screening input and output, or None; `files`: a
+    tunesmith.serve.files.FileStore behind /v1/files (the service), or None."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI
@@ -200,7 +202,12 @@ def create_app(backend, *, api_key: str | None = None, max_body_bytes: int = 1_0
     app = FastAPI(title="tunesmith", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.backend = backend
     app.state.admission = _Admission(max_concurrent, max_queue)
-    app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes)
+    app.add_middleware(_Guard, api_key=api_key, max_body_bytes=max_body_bytes,
+                       max_file_bytes=max_file_bytes if files is not None else None)
+    if files is not None:
+        from tunesmith.serve.files import add_routes
+
+        add_routes(app, files, max_file_bytes)
 
     @app.exception_handler(APIError)
     async def _on_api_error(request, e: APIError):
@@ -473,12 +480,14 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, adapters: d
           adapter_dirs: list[str] | None = None, api_key: str | None = None, backend: str = "auto",
           max_concurrent: int = 8, max_queue: int = 32, max_tokens_limit: int = 2048,
           max_body_bytes: int = 1_000_000, static_dir: str | None = None, log_level: str = "info",
-          guard: str | list[str] | None = None, guard_config: str | None = None) -> None:
+          guard: str | list[str] | None = None, guard_config: str | None = None, jobs: bool = False,
+          jobs_dir: str = "tunesmith-service", max_file_bytes: int = 100_000_000) -> None:
     """Serve a run directory, a model name/folder or a .gguf file until interrupted.
 
     backend: auto (llama.cpp for a .gguf when llama-cpp-python is installed, else transformers),
     transformers, llamacpp, or vllm (starts vLLM's own OpenAI server; needs a CUDA GPU).
-    guard: the guarded stages ("input,output", see guard.py); guard_config: their settings (YAML)."""
+    guard: the guarded stages ("input,output", see guard.py); guard_config: their settings (YAML).
+    jobs: also serve the fine-tuning service's /v1/files (files kept in jobs_dir)."""
     import uvicorn
 
     from tunesmith.serve import backends
@@ -512,8 +521,14 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, adapters: d
     else:
         engine = backends.TransformersBackend(target, adapters=adapters, adapter_dirs=adapter_dirs,
                                               max_batch=max_concurrent)
+    store = None
+    if jobs:
+        from tunesmith.serve.files import FileStore
+
+        store = FileStore(jobs_dir)
     app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, max_tokens_limit=max_tokens_limit,
-                     max_concurrent=max_concurrent, max_queue=max_queue, static_dir=static_dir, guard=screen)
+                     max_concurrent=max_concurrent, max_queue=max_queue, static_dir=static_dir, guard=screen,
+                     files=store, max_file_bytes=max_file_bytes)
     if screen:
         _guard_log(log_level)
     guarded = f", guarded: {', '.join(screen.cfg.stages)}" if screen else ""
