@@ -182,10 +182,12 @@ def _sse(obj) -> str:
 
 def create_app(backend, *, api_key: str | None = None, max_body_bytes: int = 1_000_000,
                max_tokens_limit: int = 2048, max_concurrent: int = 8, max_queue: int = 32,
-               static_dir: str | Path | None = None, guard=None, files=None, max_file_bytes: int = 100_000_000):
+               static_dir: str | Path | None = None, guard=None, files=None, max_file_bytes: int = 100_000_000,
+               jobs=None):
     """The FastAPI app serving `backend` (TransformersBackend or LlamaCppBackend); `guard`: a
     tunesmith.serve.guard.Guard screening input and output, or None; `files`: a
-    tunesmith.serve.files.FileStore behind /v1/files (the service), or None."""
+    tunesmith.serve.files.FileStore behind /v1/files (the service), or None; `jobs`: the service's
+    tunesmith.serve.jobs.Runner behind /v1/fine_tuning/jobs (needs `files`), or None."""
     from contextlib import asynccontextmanager
 
     from fastapi import FastAPI
@@ -197,6 +199,8 @@ def create_app(backend, *, api_key: str | None = None, max_body_bytes: int = 1_0
     @asynccontextmanager
     async def lifespan(app):
         yield
+        if jobs is not None:
+            jobs.close()
         await run_in_threadpool(backend.close)
 
     app = FastAPI(title="tunesmith", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -208,6 +212,11 @@ def create_app(backend, *, api_key: str | None = None, max_body_bytes: int = 1_0
         from tunesmith.serve.files import add_routes
 
         add_routes(app, files, max_file_bytes)
+    if jobs is not None:
+        from tunesmith.serve import jobs as job_routes
+
+        job_routes.add_routes(app, jobs.store, files, jobs, backend.base_id)
+        app.state.resolve_model = jobs.resolve_model
 
     @app.exception_handler(APIError)
     async def _on_api_error(request, e: APIError):
@@ -306,6 +315,9 @@ def _generation_routes(app, backend, max_tokens_limit: int, guard=None) -> None:
 
     async def start(req: Params, chat: bool, prompts: list, rid: str) -> tuple[_Job, list[int], _Ticket]:
         """Check, screen, admit, tokenize, submit: the job, each prompt's token count, the ticket."""
+        resolve = getattr(app.state, "resolve_model", None)  # a fine-tuning job's checkpoint, loaded on demand
+        if resolve is not None and req.model not in backend.model_ids():
+            await run_in_threadpool(resolve, req.model)
         adapter = _check_model(backend, req.model)
         field = "max_completion_tokens" if getattr(req, "max_completion_tokens", None) else "max_tokens"
         max_tokens = getattr(req, field)
@@ -521,14 +533,24 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, adapters: d
     else:
         engine = backends.TransformersBackend(target, adapters=adapters, adapter_dirs=adapter_dirs,
                                               max_batch=max_concurrent)
-    store = None
+    store = runner = None
     if jobs:
+        from tunesmith import runs
         from tunesmith.serve.files import FileStore
+        from tunesmith.serve.job_store import JobStore
+        from tunesmith.serve.jobs import Runner
 
         store = FileStore(jobs_dir)
+        base_spec = target
+        if runs.is_run_dir(Path(target)):  # a run is served on its base model: jobs fine-tune that
+            from tunesmith.config import load_config
+
+            base_spec = load_config(Path(target) / runs.CONFIG_FILE).model.name
+        runner = Runner(JobStore(jobs_dir), store, engine, Path(jobs_dir), base_spec)
+        runner.start()  # picks up the jobs a previous server left running or queued
     app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, max_tokens_limit=max_tokens_limit,
                      max_concurrent=max_concurrent, max_queue=max_queue, static_dir=static_dir, guard=screen,
-                     files=store, max_file_bytes=max_file_bytes)
+                     files=store, max_file_bytes=max_file_bytes, jobs=runner)
     if screen:
         _guard_log(log_level)
     guarded = f", guarded: {', '.join(screen.cfg.stages)}" if screen else ""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tunesmith.errors import fail
 
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9._:-]+$")  # ":" for fine-tuning jobs' ft:BASE:SUFFIX:ID
 
 
 @dataclass
@@ -105,7 +105,7 @@ class _Progress:
 
 def check_adapter_name(name: str) -> None:
     if not isinstance(name, str) or not ADAPTER_NAME.match(name) or name in (".", ".."):
-        raise fail(f"adapter name {name!r} is not allowed", "use letters, digits, '.', '_' and '-' only")
+        raise fail(f"adapter name {name!r} is not allowed", "use letters, digits, '.', '_', ':' and '-' only")
 
 
 def adapter_folder(path: str | Path) -> Path:
