@@ -32,8 +32,7 @@ def run_config(job: dict, files, root: Path) -> dict:
              "learning_rate": "auto", "save_steps": 10, "save_total_limit": 3, "logging_steps": 1}
     cfg = {"name": job["id"], "output_dir": str(root / "runs"), "seed": job.get("seed") or 42,
            "recipe": RECIPES[kind], "model": {"name": job.get("base") or job["model"]},
-           "data": {"train": [files.require(job["training_file"])["path"]]}, "train": train,
-           "energy": {"enabled": False}}
+           "data": {"train": [files.require(job["training_file"])["path"]]}, "train": train}
     if job.get("validation_file"):
         cfg["data"]["validation"] = files.require(job["validation_file"])["path"]
     if kind == "dpo" and hp.get("beta", "auto") != "auto":
