@@ -58,7 +58,17 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
     from tunesmith import energy
 
     with energy.measure("train", **energy.settings(cfg.energy)) as used:  # kWh and CO2eq of the training itself
-        run_dir = recipe(cfg.recipe)(cfg, show_progress=show_progress, callbacks=callbacks)
+        if cfg.train.launcher == "ray":  # Ray Train's workers run the recipe (tunesmith/launch_ray.py)
+            from tunesmith import launch_ray
+
+            if callbacks:
+                from tunesmith.errors import fail
+
+                raise fail("callbacks (a sweep's pruning hook) cannot reach Ray's worker processes",
+                           "use train.launcher: local for sweeps")
+            run_dir = launch_ray.train(cfg, show_progress=show_progress)
+        else:
+            run_dir = recipe(cfg.recipe)(cfg, show_progress=show_progress, callbacks=callbacks)
     energy.record(run_dir, "train", used)
     if curve:
         from tunesmith import lr_range

@@ -214,6 +214,13 @@ class TrainConfig:
         "<run>/wandb), trackio (local). Empty: none. pip install 'tunesmith[tracking]' adds mlflow and tensorboard.")
     tracking_uri: str | None = _f(None, "MLflow tracking URI replacing the local SQLite store, e.g. "
                                   "http://mlflow.internal:5000 or sqlite:////data/mlflow.db.")
+    launcher: Literal["local", "ray"] = _f(
+        "local", "local: this process (or the processes `accelerate launch` started). ray: Ray Train's TorchTrainer, "
+        "one worker process per train.workers on the Ray cluster at train.ray_address (a local one when unset); "
+        "the run directory must be on storage every worker sees (docs/distributed.md).")
+    workers: int = _f(2, "launcher: ray: training processes (train.batch_size is per process).")
+    ray_address: str | None = _f(None, "launcher: ray: the cluster to join, e.g. ray://head:10001 or auto; None "
+                                 "starts a local Ray instance on this machine for the run.")
 
 
 @dataclass(frozen=True)

@@ -226,6 +226,14 @@ def check_eval(cfg, bad: Bad) -> None:
         bad("eval.samples", f"{ev.samples} is negative", "use e.g. 3")
 
 
+def check_launcher(cfg, bad: Bad) -> None:
+    t = cfg.train
+    if t.launcher == "ray" and t.workers < 1:
+        bad("train.workers", f"{t.workers} workers cannot train", "use 2 or more (1 runs one Ray worker)")
+    if t.launcher == "ray" and cfg.privacy.enabled:
+        bad("train.launcher", "DP-SGD runs in one process", "use train.launcher: local with privacy.enabled")
+
+
 def check_audit(cfg, bad: Bad) -> None:
     a = cfg.audit
     if a.canaries < 0:
@@ -247,4 +255,4 @@ def check_audit(cfg, bad: Bad) -> None:
 
 
 SECTION_CHECKS = (check_run, check_data, check_train, check_lora, check_preference, check_rl, check_privacy,
-                  check_sweep, check_eval, check_audit)
+                  check_sweep, check_eval, check_audit, check_launcher)
