@@ -216,6 +216,9 @@ def create_app(backend, *, api_key: str | None = None, max_body_bytes: int = 1_0
         from tunesmith.serve import jobs as job_routes
 
         job_routes.add_routes(app, jobs.store, files, jobs, backend.base_id)
+        from tunesmith.serve import studio
+
+        studio.add_routes(app, jobs.store, jobs)
         app.state.resolve_model = jobs.resolve_model
 
     @app.exception_handler(APIError)

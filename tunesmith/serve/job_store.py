@@ -13,10 +13,10 @@ from pathlib import Path
 
 STATUSES = ("validating_files", "queued", "running", "paused", "succeeded", "failed", "cancelled")
 TERMINAL = ("succeeded", "failed", "cancelled")
-JSON_COLUMNS = ("hyperparameters", "method", "metadata", "error")
+JSON_COLUMNS = ("hyperparameters", "method", "metadata", "error", "overrides")
 JOB_COLUMNS = ("id", "created_at", "model", "training_file", "validation_file", "suffix", "seed", "metadata",
                "method", "hyperparameters", "status", "error", "fine_tuned_model", "finished_at", "trained_tokens",
-               "run_dir", "pid", "attempts", "loaded", "base")
+               "run_dir", "pid", "attempts", "loaded", "base", "overrides")
 
 
 class JobStore:

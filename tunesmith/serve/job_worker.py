@@ -37,6 +37,11 @@ def run_config(job: dict, files, root: Path) -> dict:
         cfg["data"]["validation"] = files.require(job["validation_file"])["path"]
     if kind == "dpo" and hp.get("beta", "auto") != "auto":
         cfg["preference"] = {"beta": float(hp["beta"])}
+    from tunesmith.config_build import set_dotted
+
+    for key, value in (job.get("overrides") or {}).items():  # the studio's form (editable keys, checked)
+        if value not in ("", None):
+            set_dotted(cfg, key, value)
     return cfg
 
 

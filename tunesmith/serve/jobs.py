@@ -253,9 +253,19 @@ def add_routes(app, store: JobStore, files, runner: Runner, base_id: str) -> Non
             raise APIError(400, "metadata: at most 16 string pairs (keys up to 64, values up to 512 characters)",
                            param="metadata", code="invalid_value")
         method = _method(body)
+        overrides = body.get("tunesmith_overrides")  # the studio's run form: editable keys only
+        if overrides is not None:
+            from tunesmith.serve.studio import check_overrides, validate
+
+            check_overrides(overrides)
+            checked = await run_in_threadpool(validate, overrides, runner.backend.base_id)
+            if not checked["ok"]:
+                first = checked["problems"][0]
+                raise APIError(400, f"{first['field']}: {first['problem']} ({first['fix']})",
+                               param=f"tunesmith_overrides.{first['field']}", code="invalid_value")
         job = store.create(model=model, base=runner.base_spec, training_file=body.get("training_file"),
                            suffix=suffix, seed=seed, validation_file=body.get("validation_file"),
-                           metadata=metadata, method=method,
+                           metadata=metadata, method=method, overrides=overrides,
                            hyperparameters=method[method["type"]]["hyperparameters"], status="validating_files")
         store.event(job["id"], f"Validating training file: {body.get('training_file')}")
         try:
