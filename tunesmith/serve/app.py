@@ -256,6 +256,15 @@ def create_app(backend, *, api_key: str | None = None, max_body_bytes: int = 1_0
     return app
 
 
+async def _resolve(app, backend, model: str) -> None:
+    """A fine-tuning job's model or checkpoint, loaded on demand (the service's runner knows them)."""
+    from starlette.concurrency import run_in_threadpool
+
+    resolve = getattr(app.state, "resolve_model", None)
+    if resolve is not None and model not in backend.model_ids():
+        await run_in_threadpool(resolve, model)
+
+
 def _check_model(backend, model: str) -> str | None:
     """The adapter a model id names (None: the base), or 404."""
     if model == backend.base_id:
@@ -318,9 +327,7 @@ def _generation_routes(app, backend, max_tokens_limit: int, guard=None) -> None:
 
     async def start(req: Params, chat: bool, prompts: list, rid: str) -> tuple[_Job, list[int], _Ticket]:
         """Check, screen, admit, tokenize, submit: the job, each prompt's token count, the ticket."""
-        resolve = getattr(app.state, "resolve_model", None)  # a fine-tuning job's checkpoint, loaded on demand
-        if resolve is not None and req.model not in backend.model_ids():
-            await run_in_threadpool(resolve, req.model)
+        await _resolve(app, backend, req.model)
         adapter = _check_model(backend, req.model)
         field = "max_completion_tokens" if getattr(req, "max_completion_tokens", None) else "max_tokens"
         max_tokens = getattr(req, field)

@@ -255,7 +255,7 @@ def add_routes(app, store: JobStore, files, runner: Runner, base_id: str) -> Non
         method = _method(body)
         overrides = body.get("tunesmith_overrides")  # the studio's run form: editable keys only
         if overrides is not None:
-            from tunesmith.serve.studio import check_overrides, validate
+            from tunesmith.serve.run_form import check_overrides, validate
 
             check_overrides(overrides)
             checked = await run_in_threadpool(validate, overrides, runner.backend.base_id)
