@@ -5,43 +5,16 @@ restarted store that still has its files."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 
 import openai
 import pytest
+from live_server import Live
 
 from tunesmith.serve.files import FileStore
 
 KEY = "sk-files-test"
 GOOD = [{"instruction": "Say hi.", "output": "Hi!"}, {"messages": [{"role": "user", "content": "2+2?"},
                                                                     {"role": "assistant", "content": "4"}]}]
-
-
-class Live:
-    def __init__(self, app):
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-
-    def client(self, key=KEY):
-        return openai.OpenAI(base_url=self.url + "/v1", api_key=key, max_retries=0, timeout=30)
-
-    def stop(self):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +24,7 @@ def live(tmp_path_factory, tiny_model_dir):
 
     root = tmp_path_factory.mktemp("service")
     backend = TransformersBackend(str(tiny_model_dir))
-    server = Live(create_app(backend, api_key=KEY, files=FileStore(root), max_file_bytes=20_000))
+    server = Live(create_app(backend, api_key=KEY, files=FileStore(root), max_file_bytes=20_000), KEY)
     yield server, root
     server.stop()
     backend.close()
@@ -65,7 +38,7 @@ def _jsonl(tmp_path, name, rows) -> str:
 
 def test_upload_list_retrieve_content_delete(live, tmp_path):
     server, root = live
-    client = server.client()
+    client = server.make_client()
     path = _jsonl(tmp_path, "train.jsonl", GOOD)
     with open(path, "rb") as f:
         created = client.files.create(file=f, purpose="fine-tune")
@@ -85,7 +58,7 @@ def test_a_bad_file_is_refused_with_its_lines(live, tmp_path):
     server, root = live
     path = _jsonl(tmp_path, "bad.jsonl", [GOOD[0], "{not json", {"instruction": "no output"}, GOOD[1]])
     with open(path, "rb") as f, pytest.raises(openai.BadRequestError) as info:
-        server.client().files.create(file=f, purpose="fine-tune")
+        server.make_client().files.create(file=f, purpose="fine-tune")
     message = info.value.body["message"]
     assert "bad.jsonl:2:" in message and "bad.jsonl:3:" in message and "bad.jsonl:1:" not in message
     assert info.value.body["code"] == "invalid_file" and str(root) not in message  # no server path shown
@@ -94,7 +67,7 @@ def test_a_bad_file_is_refused_with_its_lines(live, tmp_path):
 
 def test_bounds_purpose_names_and_the_key(live, tmp_path):
     server, root = live
-    client = server.client()
+    client = server.make_client()
     with pytest.raises(openai.BadRequestError, match="purpose"):
         client.files.create(file=("t.jsonl", json.dumps(GOOD[0]).encode()), purpose="assistants")
     with pytest.raises(openai.APIStatusError) as info:
@@ -106,7 +79,7 @@ def test_bounds_purpose_names_and_the_key(live, tmp_path):
     assert created.filename == "passwd.jsonl"  # a label only: stored under its id, inside the service folder
     assert [p.parent for p in root.rglob(f"{created.id}*")] == [root / "files"]
     with pytest.raises(openai.AuthenticationError):
-        server.client(key="wrong").files.list()
+        server.make_client(key="wrong").files.list()
 
 
 def test_files_survive_a_restart(tmp_path):

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
-import time
 
 import pytest
 
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx2")
+
+from live_server import Live  # noqa: E402
 
 KEY = "sk-guard"
 PII_REPLY = "Write to jane.doe@example.com or call +44 20 7946 0958 today, thanks a lot for asking."
@@ -71,31 +70,6 @@ def _greedy(model, tokenizer, question: str) -> str:
     return tokenizer.decode(out[0, x.shape[1]:], skip_special_tokens=True)
 
 
-class Live:
-    """An app on uvicorn in a thread of this process."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="off"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        self.client = openai.OpenAI(base_url=self.url + "/v1", api_key=KEY, max_retries=0, timeout=60)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory, tiny_model_dir, tokenizer):
     from tunesmith.serve.app import create_app
@@ -106,11 +80,11 @@ def env(tmp_path_factory, tiny_model_dir, tokenizer):
     folder = _memorized_model(tmp / "memorized", tiny_model_dir, tokenizer)
     backend = TransformersBackend(str(folder))
     (tmp / "error.yaml").write_text("input:\n  on_block: error\n")
-    lives = {"plain": Live(create_app(backend, api_key=KEY, max_tokens_limit=64)),
+    lives = {"plain": Live(create_app(backend, api_key=KEY, max_tokens_limit=64), KEY),
              "guarded": Live(create_app(backend, api_key=KEY, max_tokens_limit=64,
-                                        guard=load_guard(stages="input,output"))),
+                                        guard=load_guard(stages="input,output")), KEY),
              "error": Live(create_app(backend, api_key=KEY, max_tokens_limit=64,
-                                      guard=load_guard(tmp / "error.yaml", stages="input")))}
+                                      guard=load_guard(tmp / "error.yaml", stages="input")), KEY)}
     yield {name: live.client for name, live in lives.items()} | {"model": backend.base_id, "url": lives["guarded"].url}
     for live in lives.values():
         live.stop()
