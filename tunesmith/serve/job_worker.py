@@ -10,6 +10,7 @@ is recorded even when the server is gone.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -35,6 +36,11 @@ def run_config(job: dict, files, root: Path) -> dict:
            "data": {"train": [files.require(job["training_file"])["path"]]}, "train": train}
     if job.get("validation_file"):
         cfg["data"]["validation"] = files.require(job["validation_file"])["path"]
+        if kind == "supervised":  # the run's report: held-out loss of the base and the tuned model
+            suite = root / "runs" / f"{job['id']}.eval.yaml"
+            suite.write_text(f"name: validation\ntasks:\n  - name: validation\n    type: perplexity\n"
+                             f"    data: {json.dumps(cfg['data']['validation'])}\n", encoding="utf-8")
+            cfg["eval"] = {"suite": str(suite)}
     if kind == "dpo" and hp.get("beta", "auto") != "auto":
         cfg["preference"] = {"beta": float(hp["beta"])}
     from tunesmith.config_build import set_dotted

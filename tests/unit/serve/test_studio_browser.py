@@ -18,8 +18,9 @@ def test_studio_upload_launch_watch_chat(tmp_path, tiny_model_dir):
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (make setup does, as root)")
     from playwright.sync_api import expect, sync_playwright
 
-    good, bad = tmp_path / "train.jsonl", tmp_path / "broken.jsonl"
+    good, bad, held = tmp_path / "train.jsonl", tmp_path / "broken.jsonl", tmp_path / "held.jsonl"
     good.write_text("".join(json.dumps(r) + "\n" for r in ROWS[:16]))
+    held.write_text("".join(json.dumps(r) + "\n" for r in ROWS[16:24]))
     bad.write_text(json.dumps(ROWS[0]) + "\n" + json.dumps({"instruction": "no answer"}) + "\n")
     server = Server(tiny_model_dir, tmp_path / "service")
     requests: list[str] = []
@@ -38,6 +39,9 @@ def test_studio_upload_launch_watch_chat(tmp_path, tiny_model_dir):
             page.set_input_files("#file", str(good))
             page.click("#upload")
             expect(page.locator("#upload-result")).to_contain_text("kept as file-", timeout=20_000)
+            page.set_input_files("#vfile", str(held))
+            page.click("#vupload")
+            expect(page.locator("#vupload-result")).to_contain_text("kept as file-", timeout=20_000)
             page.fill("#f-train\\.learning_rate", "-3")
             page.click("#check")
             expect(page.locator("#e-train\\.learning_rate")).not_to_be_empty(timeout=20_000)
@@ -49,6 +53,9 @@ def test_studio_upload_launch_watch_chat(tmp_path, tiny_model_dir):
             page.click("#go")
             expect(page.locator("#status")).to_contain_text("succeeded", timeout=240_000)
             expect(page.locator("#result-body")).to_contain_text("Fine-tuned model ft:", timeout=20_000)
+            report = page.frame_locator("#report")  # base vs tuned on the validation file
+            expect(report.locator("h1")).to_contain_text("tunesmith evaluation", timeout=20_000)
+            expect(report.locator("body")).to_contain_text("validation", timeout=5_000)
             inked = page.evaluate("""() => { const c = document.getElementById('curve');
                 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
                 let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n; }""")
