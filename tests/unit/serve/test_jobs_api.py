@@ -206,3 +206,18 @@ def _job_row(service: Path, job_id: str) -> dict:
     from tunesmith.serve.job_store import JobStore
 
     return JobStore(service).get(job_id)
+
+
+def test_a_dpo_job_trains_with_its_beta(service, tmp_path):
+    server, root, data = service
+    client = server.client
+    pairs = [{"prompt": f"Colour {i}?", "chosen": ["red", "green"][i % 2], "rejected": "I refuse."} for i in range(16)]
+    upload = client.files.create(file=("pairs.jsonl", "".join(json.dumps(r) + "\n" for r in pairs).encode()),
+                                 purpose="fine-tune")
+    job = _create(client, upload.id, method={"type": "dpo", "dpo": {"hyperparameters": {
+        "beta": 0.2, "n_epochs": 1, "batch_size": 4}}})
+    done = wait_for(client, job.id, ("succeeded", "failed", "cancelled"))
+    assert done.status == "succeeded", done.error
+    assert done.method.type == "dpo" and done.hyperparameters.beta == 0.2 and done.hyperparameters.n_epochs == 1
+    config = (root / "service" / "runs" / job.id / "config.yaml").read_text()
+    assert "recipe: dpo" in config and "beta: 0.2" in config
