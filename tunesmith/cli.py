@@ -371,6 +371,8 @@ def _add_serve(sub) -> None:
                    "validated, kept in --jobs-dir)")
     s.add_argument("--jobs-dir", default="tunesmith-service", help="folder of the service's files and database")
     s.add_argument("--max-file-bytes", type=int, default=100_000_000, help="largest accepted upload (bytes)")
+    s.add_argument("--max-running-jobs", type=int, default=1, help="fine-tuning jobs trained at once (each in its "
+                   "own process; on CPU one at a time is fastest overall)")
     s.add_argument("--guard-config", metavar="FILE", default=None,
                    help="guard settings (YAML, see docs/export_and_serving.md); alone, it turns on the stages it names")
 
@@ -392,7 +394,7 @@ def cmd_serve(args) -> int:
           api_key=args.api_key or os.environ.get("TUNESMITH_API_KEY"), backend=args.backend,
           max_concurrent=args.max_concurrent, max_queue=args.max_queue, max_tokens_limit=args.max_tokens_limit,
           guard=args.guard, guard_config=args.guard_config, jobs=args.jobs, jobs_dir=args.jobs_dir,
-          max_file_bytes=args.max_file_bytes)
+          max_file_bytes=args.max_file_bytes, max_running_jobs=args.max_running_jobs)
     return 0
 
 

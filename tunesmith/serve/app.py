@@ -503,7 +503,7 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, adapters: d
           max_concurrent: int = 8, max_queue: int = 32, max_tokens_limit: int = 2048,
           max_body_bytes: int = 1_000_000, static_dir: str | None = None, log_level: str = "info",
           guard: str | list[str] | None = None, guard_config: str | None = None, jobs: bool = False,
-          jobs_dir: str = "tunesmith-service", max_file_bytes: int = 100_000_000) -> None:
+          jobs_dir: str = "tunesmith-service", max_file_bytes: int = 100_000_000, max_running_jobs: int = 1) -> None:
     """Serve a run directory, a model name/folder or a .gguf file until interrupted.
 
     backend: auto (llama.cpp for a .gguf when llama-cpp-python is installed, else transformers),
@@ -556,7 +556,9 @@ def serve(target: str, *, host: str = "127.0.0.1", port: int = 8000, adapters: d
             from tunesmith.config import load_config
 
             base_spec = load_config(Path(target) / runs.CONFIG_FILE).model.name
-        runner = Runner(JobStore(jobs_dir), store, engine, Path(jobs_dir), base_spec)
+        if max_running_jobs < 1:
+            raise fail(f"--max-running-jobs {max_running_jobs} runs no job", "use 1 or more")
+        runner = Runner(JobStore(jobs_dir), store, engine, Path(jobs_dir), base_spec, max_running=max_running_jobs)
         runner.start()  # picks up the jobs a previous server left running or queued
     app = create_app(engine, api_key=api_key, max_body_bytes=max_body_bytes, max_tokens_limit=max_tokens_limit,
                      max_concurrent=max_concurrent, max_queue=max_queue, static_dir=static_dir, guard=screen,
