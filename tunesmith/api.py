@@ -154,11 +154,15 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
 
         load_audit_suite(cfg.audit.suite)
     source = resolve(cfg.model.name, cfg.model.gguf_file)
+    from tunesmith.models.loading import check_max_length
+
+    positions = check_max_length(source, cfg.data.max_length, (cfg.model.rope_scaling, cfg.model.rope_factor),
+                                 cfg.model.trust_remote_code)
     tok = load_tokenizer(source, cfg.model.chat_template, cfg.model.trust_remote_code)
     from tunesmith import licences
 
     report = {"config": cfg.config_path, "model": {"spec": source.spec, "kind": source.kind, "path": source.path},
-              "load": loaded.info, "data": {}, "max_length": cfg.data.max_length,
+              "load": loaded.info, "data": {}, "max_length": cfg.data.max_length, "positions": positions,
               "licences": licences.check(cfg.data, source)}  # the cascade the run's manifest will carry
     if cfg.model.quantization != "none":  # a 4/8-bit path that is wrong or missing here is said now, not mid-run
         from tunesmith.models.quant import preflight as quant_preflight

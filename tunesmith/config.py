@@ -41,6 +41,11 @@ class ModelConfig:
     quantization: Literal["none", "nf4", "fp4", "int8"] = _f(
         "none", "Load the frozen base quantized with bitsandbytes for LoRA training (QLoRA): nf4 or fp4 4-bit, "
         "or int8. Needs train.method other than full; on CPU bitsandbytes >= 0.48 runs these kernels.")
+    rope_scaling: Literal["none", "linear", "dynamic", "yarn"] = _f(
+        "none", "Stretch the rotary position embeddings to train and run beyond the model's positions: linear "
+        "(position interpolation), dynamic (NTK-aware, scaled only past the original length) or yarn; the "
+        "model's positions become max_position_embeddings x model.rope_factor (RoPE models only).")
+    rope_factor: float = _f(2.0, "How many times the original positions model.rope_scaling reaches.")
     attention: Literal["auto", "eager", "sdpa", "flash_attention_2"] = _f(
         "auto", "Attention kernel for training. auto: eager on CPU when data.max_length <= 1024 (measured ~20% "
         "faster than sdpa for LoRA SFT on 2 cores), else sdpa; on a CUDA GPU with flash-attn installed and bf16, "

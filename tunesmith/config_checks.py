@@ -40,6 +40,12 @@ def check_run(cfg, bad: Bad) -> None:
     """The top-level keys and the model section."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", cfg.name or "run"):
         bad("name", f"{cfg.name!r} is not a plain folder name", "use letters, digits, '.', '_' and '-' only")
+    if cfg.model.rope_scaling != "none" and cfg.recipe not in ("sft", "cpt"):
+        bad("model.rope_scaling", f"RoPE scaling is applied by the sft and cpt recipes, not {cfg.recipe}",
+            "set model.rope_scaling to none for this recipe")
+    if cfg.model.rope_scaling != "none" and not 1.0 < cfg.model.rope_factor <= 64:
+        bad("model.rope_factor", f"{cfg.model.rope_factor} does not stretch the positions",
+            "use a factor above 1, e.g. 2 or 4")
     q = cfg.model.quantization
     if q != "none" and cfg.train.method == "full":
         bad("model.quantization", f"a {q} base cannot be fully fine-tuned (its weights are frozen integers)",

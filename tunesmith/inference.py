@@ -47,7 +47,9 @@ def load(run_or_model: str) -> Loaded:
         from peft import PeftModel
 
         source = resolve(cfg.model.name, cfg.model.gguf_file)
-        model = PeftModel.from_pretrained(load_model(source, cfg.model.trust_remote_code), str(path / "adapter"))
+        # the run's stretched positions (model.rope_scaling) come back with its base
+        base = load_model(source, cfg.model.trust_remote_code, rope=(cfg.model.rope_scaling, cfg.model.rope_factor))
+        model = PeftModel.from_pretrained(base, str(path / "adapter"))
         # The adapter folder carries the tokenizer the run trained with (chat template included).
         return Loaded(model.eval(), _pad(AutoTokenizer.from_pretrained(path / "adapter")),
                       f"{cfg.model.name} + {path / 'adapter'}")

@@ -190,8 +190,43 @@ def load_tokenizer(source: ModelSource, chat_template: str | None = None, trust_
     return tok
 
 
+def model_config(source: ModelSource, trust_remote_code: bool = False, rope: tuple[str, float] | None = None):
+    """The model's transformers config; with `rope` = (kind, factor) its rotary embeddings stretched:
+    rope_parameters gains the scaling and max_position_embeddings grows by the factor."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(materialize(source), trust_remote_code=trust_remote_code)
+    if not rope or rope[0] == "none":
+        return config
+    kind, factor = rope
+    text = config.get_text_config(decoder=True)
+    params = getattr(text, "rope_parameters", None)
+    if not isinstance(params, dict):
+        raise fail(f"{source.spec} has no rotary position embeddings to scale", "remove model.rope_scaling",
+                   field="model.rope_scaling")
+    original = text.max_position_embeddings
+    text.rope_parameters = {**params, "rope_type": kind, "factor": float(factor),
+                            "original_max_position_embeddings": original}
+    text.max_position_embeddings = int(original * factor)
+    return config
+
+
+def check_max_length(source: ModelSource, max_length: int, rope: tuple[str, float], trust_remote_code: bool = False
+                     ) -> int:
+    """data.max_length against the positions the model has (after any RoPE scaling); returns them."""
+    config = model_config(source, trust_remote_code, rope)
+    positions = getattr(config.get_text_config(decoder=True), "max_position_embeddings", None)
+    if positions and max_length > positions:
+        hint = ("raise model.rope_factor" if rope[0] != "none" else
+                f"set model.rope_scaling (linear, dynamic or yarn) with model.rope_factor >= "
+                f"{-(-max_length // positions)}")
+        raise fail(f"data.max_length {max_length} is beyond the {positions} positions of {source.spec}",
+                   f"lower data.max_length, or {hint}", field="data.max_length")
+    return positions or 0
+
+
 def load_model(source: ModelSource, trust_remote_code: bool = False, dtype: str = "float32",
-               attention: str | None = None, quantization: str = "none"):
+               attention: str | None = None, quantization: str = "none", rope: tuple[str, float] | None = None):
     """Load a causal LM; `attention` names a transformers attn_implementation (None: its default).
 
     `quantization` (nf4 | fp4 | int8) loads the frozen base through bitsandbytes for QLoRA: 4-bit
@@ -202,6 +237,8 @@ def load_model(source: ModelSource, trust_remote_code: bool = False, dtype: str 
 
     logging.disable_progress_bar()  # a bar for a sub-second load is noise
     extra = {"attn_implementation": attention} if attention else {}
+    if rope and rope[0] != "none":  # the stretched positions (model.rope_scaling), in training and after
+        extra["config"] = model_config(source, trust_remote_code, rope)
     if quantization == "none":
         return AutoModelForCausalLM.from_pretrained(materialize(source), dtype=getattr(torch, dtype),
                                                     trust_remote_code=trust_remote_code, **extra)

@@ -27,12 +27,20 @@ def setup(cfg) -> Setup:
     from transformers import set_seed
 
     from tunesmith.hardware import resolve_precision, use_threads
-    from tunesmith.models.loading import resolve
+    from tunesmith.models.loading import check_max_length, resolve
 
     set_seed(cfg.seed)
     precision = resolve_precision(cfg.train.precision)
     use_threads(cfg.train.threads)
-    return Setup(precision, resolve(cfg.model.name, cfg.model.gguf_file))
+    source = resolve(cfg.model.name, cfg.model.gguf_file)
+    # before any data or weights load: a max_length past the model's positions is said now
+    check_max_length(source, cfg.data.max_length, rope(cfg), cfg.model.trust_remote_code)
+    return Setup(precision, source)
+
+
+def rope(cfg) -> tuple[str, float]:
+    """model.rope_scaling as load_model takes it."""
+    return cfg.model.rope_scaling, cfg.model.rope_factor
 
 
 def kinds(cfg) -> tuple[str, ...]:

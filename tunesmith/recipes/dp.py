@@ -199,7 +199,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     base_dtype = common.base_dtype(s.precision, "lora")
     attention = training_attention(cfg.model.attention, cfg.data.max_length)
     model = load_model(s.source, cfg.model.trust_remote_code, dtype=base_dtype, attention=attention,
-                       quantization=cfg.model.quantization)
+                       quantization=cfg.model.quantization, rope=common.rope(cfg))
     model.config.use_cache = False
     if cfg.model.quantization == "none":  # a quantized base is placed by its device_map already
         model.to(device)

@@ -46,7 +46,7 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     # --- model
     base_dtype = common.base_dtype(s.precision, cfg.train.method)
     model = load_model(s.source, cfg.model.trust_remote_code, dtype=base_dtype, attention=attention,
-                       quantization=cfg.model.quantization)
+                       quantization=cfg.model.quantization, rope=common.rope(cfg))
     model.config.use_cache = False  # the KV cache is useless in training and costs memory
     if cfg.train.method == "full":
         run.manifest["frozen_tensors"] = adapters.freeze(model, cfg.train.freeze) if cfg.train.freeze else 0
