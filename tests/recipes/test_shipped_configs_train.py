@@ -56,6 +56,11 @@ def test_shipped_config_trains_and_loads_back(path, tmp_path, tiny_model_dir):
                  "train.logging_steps": 1, "train.warmup_ratio": 0.0}
     if cfg.recipe == "grpo":
         overrides.update({"train.batch_size": cfg.rl.num_generations, "rl.max_new_tokens": 8})
+    # the tiny Llama has 1024 positions (x rope_factor when the config scales them): a long-context
+    # config keeps its scaling and is held to what the tiny model reaches
+    reach = 1024 * (cfg.model.rope_factor if cfg.model.rope_scaling != "none" else 1)
+    if cfg.data.max_length > reach:
+        overrides["data.max_length"] = int(reach)
     snap = _Snapshot()
     run_dir = tunesmith.train(path, overrides, show_progress=False, callbacks=(snap.callback,))
     manifest = json.loads((run_dir / "manifest.json").read_text())
