@@ -52,6 +52,49 @@ class ModelConfig:
         "flash_attention_2 (packed rows then train padding-free).")
 
 
+@dataclass(frozen=True)
+class MoEConfig:
+    targets: list[str] = _f([], "Mixture-of-experts models (Mixtral, Qwen-MoE, OLMoE): which parts LoRA adapts, any of "
+                            "experts (every expert's feed-forward), router (the gate that picks experts), shared (the "
+                            "shared expert where the model has one) and attention. Empty: lora.target_modules as "
+                            "given.")
+    router_aux_loss_coef: float | None = _f(None, "Weight of the router load-balancing loss added to the training "
+                                            "loss (the model's router_aux_loss_coef); None: the model's own. The "
+                                            "auxiliary loss is logged either way on MoE models.")
+
+
+@dataclass(frozen=True)
+class VisionConfig:
+    image_root: str | None = _f(None, "Folder that relative image paths in the data are read from (None: the "
+                                "folder of the data file that names them). Paths may not leave it.")
+    max_images: int = _f(4, "Most images one training row may carry; rows with more are errors (file:line).")
+    max_image_bytes: int = _f(20_000_000, "Largest image file or data URL accepted, in bytes.")
+    image_size: int | None = _f(None, "Resize images so their longer side is at most this many pixels before the "
+                                "processor sees them (None: the processor's own sizing).")
+
+
+@dataclass(frozen=True)
+class FederatedConfig:
+    enabled: bool = _f(False, "Train with federated learning on Flower (flwr): each client trains the LoRA "
+                       "weights on its own data, a strategy aggregates them each round; only adapter weights "
+                       "travel. `tunesmith train` runs the clients in Flower's simulation engine.")
+    clients: list[str] = _f([], "Data file of each client (relative to the config file); empty: data.train is "
+                            "split into federated.num_clients parts by federated.partition.")
+    num_clients: int = _f(3, "Clients when federated.clients is empty.")
+    partition: Literal["iid", "shards"] = _f("iid", "How data.train is split when federated.clients is empty: iid "
+                                             "(shuffled, equal parts) or shards (contiguous parts in file order: "
+                                             "non-IID when the file is ordered by task or source).")
+    rounds: int = _f(3, "Federated rounds (each: clients train, then the server aggregates).")
+    local_steps: int = _f(10, "Optimizer steps each client takes per round.")
+    strategy: Literal["fedavg", "fedprox"] = _f("fedavg", "Aggregation: fedavg (weighted by client example count) or "
+                                                "fedprox (FedAvg plus a proximal term mu/2 ||w - w_global||^2 in "
+                                                "each client's loss, for non-IID clients).")
+    proximal_mu: float = _f(0.01, "FedProx: weight of the proximal term.")
+    fraction_fit: float = _f(1.0, "Share of the clients sampled to train in each round.")
+    secure_aggregation: bool = _f(False, "Aggregate with Flower's SecAgg+ protocol, so the server only sees the sum "
+                                  "of the client updates.")
+
+
 # Defined once: the CLI's and the API's defaults and choices and eval's own checks read these.
 REGRESSION_THRESHOLD = 0.05  # a metric this fraction worse than the baseline is flagged as a regression
 EVAL_DTYPES = ("float32", "bfloat16", "float16")  # weights during evaluation
@@ -322,14 +365,14 @@ class EnergyConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    recipe: Literal["sft", "cpt", "classify", "dpo", "kto", "orpo", "simpo", "reward", "grpo", "ppo"] = _f(
+    recipe: Literal["sft", "cpt", "classify", "dpo", "kto", "orpo", "simpo", "reward", "grpo", "ppo", "vlm"] = _f(
         "sft", "What to train: sft (instruction/chat, causal LM; also text -> label with data.task_prompt), cpt "
         "(continued pre-training on raw text), classify (a classification head on text/label rows; use an "
         "encoder such as all-minilm-l6-v2), dpo (preference pairs, trl's DPOTrainer), kto (unpaired "
         "prompt/completion/label rows, trl's KTOTrainer), orpo and simpo (reference-free preference "
         "objectives, trl's ORPOTrainer and CPOTrainer), reward (a reward model on preference pairs, trl's "
         "RewardTrainer), grpo (trl's GRPOTrainer with Python reward functions) or ppo (PPO against a reward "
-        "model with a KL penalty to the base).")
+        "model with a KL penalty to the base) or vlm (vision-language SFT: chat rows with images).")
     preset: str | None = _f(None, "A tuned starting point (tunesmith presets lists them: classify-small, sft-format, "
                             "cpt-domain, dpo-small): its settings apply under this config's own, which win.")
     name: str | None = _f(None, "Run name; the run directory is <output_dir>/<name>. Defaults to the config "
@@ -349,6 +392,9 @@ class RunConfig:
     audit: AuditConfig = _f(AuditConfig, "Safety audit of the base and the tuned model after training, and "
                             "training-data canaries.")
     energy: EnergyConfig = _f(EnergyConfig, "Energy and carbon accounting (codecarbon, offline).")
+    moe: MoEConfig = _f(MoEConfig, "LoRA on mixture-of-experts models: expert, router and shared-layer targets.")
+    vision: VisionConfig = _f(VisionConfig, "Images in vision-language training data (recipe: vlm).")
+    federated: FederatedConfig = _f(FederatedConfig, "Federated fine-tuning on Flower.")
     config_path: str | None = _f(None, "Set by the loader: the YAML file this config came from.")
     auto: dict[str, str] = _f({}, "Set when auto values are resolved: {dotted key: the rule that chose its value}.")
 

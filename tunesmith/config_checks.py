@@ -260,5 +260,17 @@ def check_audit(cfg, bad: Bad) -> None:
             "use three capital letters, e.g. USA, FRA, DEU, GBR")
 
 
+def check_moe(cfg, bad: Bad) -> None:
+    """moe: section (mixture-of-experts LoRA targets)."""
+
+
+def check_vision(cfg, bad: Bad) -> None:
+    """vision: section and recipe: vlm."""
+
+
+def check_federated(cfg, bad: Bad) -> None:
+    """federated: section."""
+
+
 SECTION_CHECKS = (check_run, check_data, check_train, check_lora, check_preference, check_rl, check_privacy,
-                  check_sweep, check_eval, check_audit, check_launcher)
+                  check_sweep, check_eval, check_audit, check_launcher, check_moe, check_vision, check_federated)
