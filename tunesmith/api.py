@@ -308,11 +308,13 @@ def models() -> dict:
 
 
 def export(run: str | Path, fmt: str = "hf", *, out: str | Path | None = None,
-           quant: tuple[str, ...] | list[str] = ("q8_0",), force: bool = False) -> Path:
-    """Export a finished run (hf | gguf | ollama) with a parity check and a model card; returns the folder."""
+           quant: tuple[str, ...] | list[str] = ("q8_0",), force: bool = False, bits: int = 4,
+           group_size: int = 128) -> Path:
+    """Export a finished run (hf | gguf | ollama | gptq | awq) with a parity check and a model card; returns the
+    folder. gptq and awq quantize on a CUDA GPU (bits, group_size) and refuse elsewhere."""
     from tunesmith.export.run import export as _export
 
-    return _export(run, fmt, out, quant=tuple(quant), force=force)
+    return _export(run, fmt, out, quant=tuple(quant), force=force, bits=bits, group_size=group_size)
 
 
 def serve(run_or_model: str | Path, **options) -> None:

@@ -319,21 +319,26 @@ def cmd_human(args) -> int:
 
 
 def _add_export(sub) -> None:
-    s = sub.add_parser("export", help="export a run: merged HF checkpoint, GGUF (llama.cpp), Ollama; parity-checked",
+    s = sub.add_parser("export", help="export a run: merged HF checkpoint, GGUF (llama.cpp), Ollama, GPTQ/AWQ for "
+                       "vLLM (CUDA); parity-checked",
                        description="merge and export a finished run, then check the export answers like the "
                        "trained model (top-1 next-token agreement over hundreds of positions with a 95% lower bound, "
                        "and mean KL; greedy text is reported); a model card is written")
     s.add_argument("run", help="a finished run directory")
-    s.add_argument("--format", default="hf", choices=["hf", "gguf", "ollama"])
+    s.add_argument("--format", default="hf", choices=["hf", "gguf", "ollama", "gptq", "awq"],
+                   help="gptq (gptqmodel) and awq (llm-compressor, compressed-tensors) quantize on a CUDA GPU for vLLM")
     s.add_argument("--out", default=None, help="output folder (default RUN/export)")
     s.add_argument("--quant", default="q8_0", help="GGUF types, comma list: f16, bf16, q8_0, q4_k_m, q4_0")
+    s.add_argument("--bits", type=int, default=4, choices=[4, 8], help="gptq / awq: weight bits")
+    s.add_argument("--group-size", type=int, default=128, help="gptq / awq: weights per group (-1: per row)")
     s.add_argument("--force", action="store_true", help="keep an export that fails the parity check (recorded)")
 
 
 def cmd_export(args) -> int:
     from tunesmith.api import export
 
-    out = export(args.run, args.format, out=args.out, quant=args.quant.split(","), force=args.force)
+    out = export(args.run, args.format, out=args.out, quant=args.quant.split(","), force=args.force, bits=args.bits,
+                 group_size=args.group_size)
     manifest = json.loads((out / "export_manifest.json").read_text(encoding="utf-8"))
     for item in manifest.get("files", []):
         if isinstance(item, dict):

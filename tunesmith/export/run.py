@@ -5,6 +5,7 @@
   adapter/               the adapter alone (adapter runs)
   gguf/NAME-TYPE.gguf    llama.cpp files, one per requested type          [gguf, ollama]
   gguf/Modelfile         Ollama Modelfile next to the GGUF                [ollama]
+  gptq/ or awq/           4-bit (or 8-bit) checkpoint for vLLM, quantized on a CUDA GPU  [gptq, awq]
   parity.json, parity.md the parity check of every artefact against base + adapter
   README.md              the model card
   training_config.yaml   the run's resolved config
@@ -27,23 +28,29 @@ from tunesmith import runs
 from tunesmith.errors import fail
 from tunesmith.export import merge, parity
 
-FORMATS = ("hf", "gguf", "ollama")
+FORMATS = ("hf", "gguf", "ollama", "gptq", "awq")
+GPU_FORMATS = ("gptq", "awq")  # quantized on a CUDA device (export/gpu_quant.py)
 _CONVERTED = ("f32", "f16", "bf16", "q8_0")  # written by llama.cpp's converter; the rest are quantized from f16
 
 
 def export(run_dir: str | Path, fmt: str, out: str | Path | None = None, *, quant=("q8_0",),
-           force: bool = False, parity_prompts: int = 8, max_new_tokens: int = parity.MAX_NEW_TOKENS) -> Path:
-    """Export a finished run as `fmt` (hf, gguf or ollama); returns the export directory.
+           force: bool = False, parity_prompts: int = 8, max_new_tokens: int = parity.MAX_NEW_TOKENS,
+           bits: int = 4, group_size: int = 128, calibration_rows: int = 128) -> Path:
+    """Export a finished run as `fmt` (hf, gguf, ollama, gptq or awq); returns the export directory.
 
     out: the export folder (default RUN/export); quant: GGUF types to write (f16, bf16, f32, q8_0, q4_k_m, ...,
     a list or a comma string; ollama uses the first);
     parity_prompts: rows of the run's data added to the generic parity prompts (more rows are added
     while the replies give fewer than parity.MIN_POSITIONS positions); max_new_tokens: the most
-    tokens of each greedy reply compared."""
+    tokens of each greedy reply compared; bits, group_size, calibration_rows: gptq and awq only."""
     if fmt not in FORMATS:
         raise fail(f"unknown export format '{fmt}'", f"use one of: {', '.join(FORMATS)}", field="--format")
     gguf_types = tuple(quant) if not isinstance(quant, str) else tuple(quant.split(","))
-    if fmt != "hf" and not gguf_types:
+    if fmt in GPU_FORMATS:  # refused here, before anything is merged or written, when there is no CUDA
+        from tunesmith.export import gpu_quant
+
+        gpu_quant.check_can_run(fmt, bits, group_size)
+    elif fmt != "hf" and not gguf_types:
         raise fail(f"--format {fmt} needs at least one GGUF type", "e.g. --quant q8_0 or --quant q8_0,q4_k_m")
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir / "export"
@@ -62,6 +69,13 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None, *, quan
 
         for qtype, path in ggufs:
             artefacts.append((f"gguf:{path.name}", qtype, lambda p=path: gguf.GGUFCandidate(p)))
+    quantized = None
+    if fmt in GPU_FORMATS:
+        from transformers import AutoTokenizer
+
+        texts = gpu_quant.calibration_texts(run_dir, AutoTokenizer.from_pretrained(hf), calibration_rows)
+        quantized = gpu_quant.quantize(fmt, hf, out / fmt, texts, bits=bits, group_size=group_size)
+        artefacts.append((fmt, f"q{bits}", lambda: gpu_quant.QuantCandidate(out / fmt, fmt)))
     if fmt == "ollama":
         from tunesmith.export import ollama
 
@@ -84,7 +98,8 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None, *, quan
               + "; ".join(f"{r['candidate']}: {r['shortfall']}" for r in failed), file=sys.stderr, flush=True)
 
     files = _file_rows(out, [hf / f for f in sorted(p.name for p in hf.iterdir())]
-                       + [p for _, p in ggufs] + ([Path(modelfile)] if modelfile else []))
+                       + [p for _, p in ggufs] + ([Path(modelfile)] if modelfile else [])
+                       + (sorted((out / fmt).iterdir()) if quantized else []))
     export_info = {"hf_dir": str(hf), "adapter_dir": info["adapter_dir"], "gguf": [str(p) for _, p in ggufs],
                    "modelfile": str(modelfile) if modelfile else None,
                    "parity": [parity.summary(r) for r in results], "forced": bool(failed and force),
@@ -97,7 +112,8 @@ def export(run_dir: str | Path, fmt: str, out: str | Path | None = None, *, quan
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seconds": round(time.time() - t0, 1),
         "base_model": info["base_model"], "kind": info["kind"], "method": info["method"],
         "base_quantization": info["quantization"], "eos_token_ids": info["eos_token_ids"],
-        "gguf_types": [q for q, _ in ggufs], "forced": export_info["forced"], "warnings": info["warnings"],
+        "gguf_types": [q for q, _ in ggufs], "quantized": quantized, "forced": export_info["forced"],
+        "warnings": info["warnings"],
         "parity": export_info["parity"], "files": files + _file_rows(out, _adapter_files(info)),
         "versions": _versions(fmt)})
     return out
@@ -174,7 +190,8 @@ def _versions(fmt: str) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     out = runs.versions()
-    for pkg in (("gguf", "llama_cpp_python") if fmt != "hf" else ()):
+    pkgs = {"hf": (), "gptq": ("gptqmodel",), "awq": ("llmcompressor", "compressed_tensors")}
+    for pkg in pkgs.get(fmt, ("gguf", "llama_cpp_python")):
         try:
             out[pkg] = version(pkg.replace("_", "-"))
         except PackageNotFoundError:
