@@ -65,14 +65,19 @@ class JobStore:
                                   [*(_dump(k, v) for k, v in sets.items()), job_id, *only_from])
         return cur.rowcount == 1
 
-    def jobs(self, status: tuple[str, ...] | None = None) -> list[dict]:
-        sql, args = "SELECT id FROM jobs", []
+    def jobs(self, status: tuple[str, ...] | None = None, *, loaded: bool | None = None) -> list[dict]:
+        """Jobs in one query, oldest first; `status`: only these; `loaded`: only (not) yet hot-loaded."""
+        where, args = [], []
         if status:
-            sql += f" WHERE status IN ({', '.join('?' * len(status))})"
-            args = list(status)
+            where.append(f"status IN ({', '.join('?' * len(status))})")
+            args += list(status)
+        if loaded is not None:
+            where.append("loaded = ?")
+            args.append(int(loaded))
+        sql = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs" + (f" WHERE {' AND '.join(where)}" if where else "")
         with self.lock:
-            ids = [r[0] for r in self.db.execute(sql + " ORDER BY created_at, id", args)]
-        return [self.get(i) for i in ids]
+            rows = self.db.execute(sql + " ORDER BY created_at, id", args).fetchall()
+        return [{c: _load(c, v) for c, v in zip(JOB_COLUMNS, row)} for row in rows]
 
     # ------------------------------------------------------------------ events and checkpoints
 

@@ -68,10 +68,9 @@ class Runner:
         for job in self.store.jobs(("running",)):
             if not self._alive(job):
                 self._worker_gone(job)
-        for job in self.store.jobs(("succeeded",)):
-            if not job["loaded"]:
-                self._load(job["fine_tuned_model"], job["run_dir"])
-                self.store.update(job["id"], loaded=1)
+        for job in self.store.jobs(("succeeded",), loaded=False):  # ticks every 0.5 s: only the new ones
+            self._load(job["fine_tuned_model"], job["run_dir"])
+            self.store.update(job["id"], loaded=1)
         running = len(self.store.jobs(("running",)))
         for job in self.store.jobs(("queued",))[: max(0, self.max_running - running)]:
             self._spawn(job)
