@@ -88,13 +88,17 @@ class JobStore:
                             "(?, ?, ?, ?, ?, ?, ?)", (f"ftevent-{uuid.uuid4().hex[:24]}", job_id, int(time.time()),
                                                     level, message, json.dumps(data) if data else None, type))
 
-    def events(self, job_id: str) -> list[dict]:
-        """Newest first, as OpenAI lists them."""
+    def events(self, job_id: str, after: int | None = None) -> list[dict]:
+        """Newest first, as OpenAI lists them; `after`: only events written after that sequence number,
+        oldest first, each with its `seq` (what a stream polls with)."""
+        sql, args = "SELECT id, created_at, level, message, data, type, seq FROM events WHERE job_id = ?", [job_id]
+        if after is not None:
+            sql, args = sql + " AND seq > ? ORDER BY seq", args + [after]
         with self.lock:
-            rows = self.db.execute("SELECT id, created_at, level, message, data, type FROM events WHERE job_id = ? "
-                                   "ORDER BY seq DESC", (job_id,)).fetchall()
+            rows = self.db.execute(sql if after is not None else sql + " ORDER BY seq DESC", args).fetchall()
         return [{"object": "fine_tuning.job.event", "id": r[0], "created_at": r[1], "level": r[2], "message": r[3],
-                 "data": json.loads(r[4]) if r[4] else None, "type": r[5]} for r in rows]
+                 "data": json.loads(r[4]) if r[4] else None, "type": r[5]}
+                | ({"seq": r[6]} if after is not None else {}) for r in rows]
 
     def checkpoint(self, job_id: str, step: int, metrics: dict, model: str, path: str) -> None:
         with self.lock:

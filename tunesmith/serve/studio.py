@@ -52,12 +52,11 @@ def add_routes(app, store, runner) -> None:
         require(store, job_id)
 
         async def events():
-            sent: set[str] = set()
+            seq = 0  # the last event sent: each poll reads only the newer ones
             for _ in range(3600 * 4):  # bounded: at most an hour of polling per connection
                 job = store.get(job_id)
-                new = [e for e in reversed(store.events(job_id)) if e["id"] not in sent]
-                for e in new:
-                    sent.add(e["id"])
+                for e in store.events(job_id, after=seq):
+                    seq = e.pop("seq")
                     yield f"data: {json.dumps({'event': e})}\n\n"
                 yield f"data: {json.dumps({'status': job['status'], 'model': job['fine_tuned_model']})}\n\n"
                 if job["status"] in ("succeeded", "failed", "cancelled"):
