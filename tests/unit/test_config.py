@@ -16,14 +16,17 @@ from tunesmith.config import (
     DataSource,
     EnergyConfig,
     EvalConfig,
+    FederatedConfig,
     LoraConfig,
     ModelConfig,
+    MoEConfig,
     PreferenceConfig,
     PrivacyConfig,
     RLConfig,
     RunConfig,
     SweepConfig,
     TrainConfig,
+    VisionConfig,
     describe,
     dump_yaml,
     load_config,
@@ -516,11 +519,12 @@ def test_describe_covers_every_field_with_help():
     keys = [r[0] for r in rows]
     expected = [f.name for f in dataclasses.fields(RunConfig)
                 if f.name not in ("config_path", "model", "data", "lora", "train", "preference", "rl", "privacy",
-                                  "sweep", "eval", "audit", "energy")]
+                                  "sweep", "eval", "audit", "energy", "moe", "vision", "federated")]
     for section, cls in (("model", ModelConfig), ("data", DataConfig), ("lora", LoraConfig),
                          ("train", TrainConfig), ("preference", PreferenceConfig), ("rl", RLConfig),
                          ("privacy", PrivacyConfig), ("sweep", SweepConfig), ("eval", EvalConfig),
-                         ("audit", AuditConfig), ("energy", EnergyConfig)):
+                         ("audit", AuditConfig), ("energy", EnergyConfig), ("moe", MoEConfig),
+                         ("vision", VisionConfig), ("federated", FederatedConfig)):
         expected += [f"{section}.{f.name}" for f in dataclasses.fields(cls) if f.name != "clean"]
     expected += [f"data.sources[].{f.name}" for f in dataclasses.fields(DataSource)]
     expected += [f"data.clean.{f.name}" for f in dataclasses.fields(CleanConfig)]

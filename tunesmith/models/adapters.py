@@ -12,11 +12,13 @@ def _targets(names: list[str]):
     return "all-linear" if names == ["all-linear"] else names
 
 
-def _lora(p, task):
+def _lora(p, task, targets=None):
     from peft import LoraConfig
 
-    return LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, task_type=task,
-                      target_modules=_targets(p.target_modules), use_rslora=p.use_rslora, use_dora=p.use_dora)
+    # `targets`: (target_modules, target_parameters) found on an MoE model for moe.targets (models/moe.py)
+    modules, params = targets if targets else (_targets(p.target_modules), None)
+    return LoraConfig(r=p.r, lora_alpha=p.alpha, lora_dropout=p.dropout, task_type=task, target_modules=modules,
+                      target_parameters=params, use_rslora=p.use_rslora, use_dora=p.use_dora)
 
 
 def _vera(p, task):
@@ -46,15 +48,23 @@ BUILDERS = {"lora": _lora, "vera": _vera, "ia3": _ia3, "prompt_tuning": _virtual
             "prefix_tuning": _virtual("PrefixTuningConfig"), "p_tuning": _virtual("PromptEncoderConfig")}
 
 
-def peft_config(method: str, p, task: str = "CAUSAL_LM"):
-    """The peft config for `method` from the LoraConfig section `p` (rank, alpha, targets, ...)."""
-    return BUILDERS[method](p, task)
+def peft_config(method: str, p, task: str = "CAUSAL_LM", targets: tuple[list[str], list[str]] | None = None):
+    """The peft config for `method` from the LoraConfig section `p` (rank, alpha, targets, ...);
+    `targets` (lora only) replaces p.target_modules with (target_modules, target_parameters)."""
+    return BUILDERS[method](p, task, targets) if targets else BUILDERS[method](p, task)
 
 
-def apply(model, method: str, p, task: str = "CAUSAL_LM"):
+def apply(model, method: str, p, task: str = "CAUSAL_LM", moe_targets: list[str] = ()):
+    """`model` with `method`'s adapters; `moe_targets` (moe.targets, lora only) picks the experts,
+    router, shared expert and/or attention of a mixture-of-experts model instead of p.target_modules."""
     from peft import get_peft_model
 
-    return get_peft_model(model, peft_config(method, p, task))
+    targets = None
+    if moe_targets:
+        from tunesmith.models import moe
+
+        targets = moe.lora_targets(model, list(moe_targets), p.target_modules)
+    return get_peft_model(model, peft_config(method, p, task, targets))
 
 
 def keep_autocast_inputs(model) -> int:

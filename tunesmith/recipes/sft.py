@@ -26,13 +26,15 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
 
     from tunesmith.data.prepare import prepare
     from tunesmith.hardware import training_attention, training_kernels
-    from tunesmith.models import adapters
-    from tunesmith.models.loading import load_model, load_tokenizer
+    from tunesmith.models import adapters, moe
+    from tunesmith.models.loading import load_model, load_tokenizer, model_config
 
     # --- setup
     s = common.setup(cfg)
     attention = training_attention(cfg.model.attention, cfg.data.max_length, s.precision[0])
     kernels = training_kernels(cfg.train.kernels)
+    if cfg.moe.targets:  # a dense model is refused now, before the run directory exists
+        moe.require_moe(model_config(s.source, cfg.model.trust_remote_code), cfg.moe.targets)
 
     # --- data (before the run directory exists: bad data never leaves a half-made run behind)
     tokenizer = load_tokenizer(s.source, cfg.model.chat_template, cfg.model.trust_remote_code)
@@ -50,9 +52,12 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     model.config.use_cache = False  # the KV cache is useless in training and costs memory
     if cfg.train.method == "full":
         run.manifest["frozen_tensors"] = adapters.freeze(model, cfg.train.freeze) if cfg.train.freeze else 0
-    else:
-        model = adapters.apply(model, cfg.train.method, cfg.lora)
+    else:  # moe.targets: the experts, router, shared expert or attention of an MoE model (models/moe.py)
+        model = adapters.apply(model, cfg.train.method, cfg.lora, moe_targets=cfg.moe.targets)
     info = {"base_dtype": base_dtype, "attention": attention, "kernels": list(kernels)}
+    router = moe.router_aux(model, cfg.moe.router_aux_loss_coef)  # MoE models: the load-balancing loss
+    if router:
+        info["moe"] = {**router, **moe.adapted(model)}
     if cfg.model.quantization != "none":  # 4/8-bit linear layers; embeddings and norms stay fp32
         info.update(quantization=cfg.model.quantization, base_dtype="float32", compute_dtype=base_dtype)
     run.record_model(model, **info)
@@ -71,6 +76,9 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
         adapters.keep_autocast_inputs(model)  # bf16 autocast: the adapters' fp32 input casts change nothing
     # Liger's fused linear cross-entropy already skips the full logits; the label-only head is the CPU's.
     trainer_cls = common.label_head_trainer() if cfg.train.label_head and kernels[0] != "liger" else Trainer
+    if router:  # adds coef x the router's load-balancing loss and logs it as aux_loss (MoE models keep their
+        # own loss: they are not in common.LABEL_HEAD_MODELS, so the label-only head is not used for them)
+        trainer_cls = moe.aux_loss_trainer(trainer_cls, router["router_aux_loss_coef"])
     trainer = trainer_cls(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collator, optimizers=optimizers,
                       callbacks=common.callbacks(run.dir, show_progress, callbacks))
