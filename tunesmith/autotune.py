@@ -22,7 +22,8 @@ from tunesmith.config_checks import AUTO
 
 # recipe -> family whose rules apply
 FAMILY = {"sft": "sft", "cpt": "cpt", "classify": "classify", "dpo": "preference", "kto": "preference",
-          "orpo": "preference", "simpo": "preference", "reward": "reward", "grpo": "rl", "ppo": "rl"}
+          "orpo": "preference", "simpo": "preference", "reward": "reward", "grpo": "rl", "ppo": "rl",
+          "vlm": "sft"}  # vision-language SFT follows the SFT rules
 
 # (family, method group) -> peak learning rate at the reference batch (REFERENCE_BATCH rows per step)
 LEARNING_RATE = {
@@ -51,7 +52,7 @@ MIN_STEPS_PER_EPOCH = 8  # a small set still gets this many updates per pass
 EVALS_PER_RUN = 8  # periodic evaluations of an auto schedule with validation data
 MIN_STEPS_FOR_PERIODIC_EVAL = 20
 PATIENCE = 3  # evaluations without improvement before an auto-scheduled run stops
-EARLY_STOPPING_RECIPES = ("sft", "cpt", "classify")  # recipes whose loop stops early and keeps the best
+EARLY_STOPPING_RECIPES = ("sft", "cpt", "classify", "vlm")  # recipes whose loop stops early and keeps the best
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,11 @@ def load(run_or_model: str) -> Loaded:
         if manifest.get("status") != "completed":
             raise fail(f"run {path} has not finished training (status: {manifest.get('status')})",
                        "finish it with `tunesmith train` on its config, or use a checkpoint folder")
+        if cfg.recipe == "vlm":
+            raise fail(f"run {path} is a vision-language run (recipe: vlm); generate, chat, eval and serve take "
+                       "text-only models so far",
+                       "load it with transformers AutoModelForImageTextToText and peft PeftModel.from_pretrained on "
+                       "its adapter/ folder (docs/vision.md shows how)")
         if (path / "model").is_dir():  # full fine-tune: a complete checkpoint
             source = resolve(str(path / "model"))
             return Loaded(load_model(source), load_tokenizer(source), f"{path} (full fine-tune)")

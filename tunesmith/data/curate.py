@@ -64,6 +64,8 @@ def _row(ex: Example) -> dict:
         return {"prompt": ex.messages, "completion": ex.extra["completion"], "label": ex.extra["label"]}
     if ex.kind == "classification":
         return {"text": ex.extra["text"], "label": ex.extra["label"]}
+    if ex.kind == "vision":  # bare {type: image} parts take the `images` entries in order (data/vision.py)
+        return {"messages": ex.messages, "images": ex.extra["images"]}
     return {"text": ex.extra["text"]}
 
 

@@ -20,6 +20,8 @@ Source shapes (format=auto detects per row from the keys, after column mapping):
   text            text
   prompt          prompt (string or message list), any other columns                  -> prompt (GRPO, PPO)
                   (with a completion string: OpenAI's legacy prompt/completion shape      -> chat)
+  vision          messages with image parts, or LLaVA's image(s) + conversations      -> vision
+                  (data/vision.py: messages of text and image parts; extra["images"]: the references)
 """
 
 from __future__ import annotations
@@ -28,13 +30,14 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from tunesmith.data import vision
 from tunesmith.errors import Problem
 
 ROLES = ("system", "user", "assistant", "tool")
 FORMATS = ("auto", "alpaca", "chat", "sharegpt", "preference", "kto", "classification", "text", "prompt")
 KIND_OF = {"alpaca": "chat", "chat": "chat", "sharegpt": "chat", "preference": "preference", "kto": "kto",
            "classification": "classification", "text": "text",
-           "prompt": "prompt"}
+           "prompt": "prompt", "vision": "vision"}
 SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system",
                   "function_call": "assistant", "observation": "tool", "tool": "tool"}
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
@@ -59,6 +62,8 @@ def detect(row: dict) -> str:
     keys = set(row)
     if "chosen" in keys and "rejected" in keys:
         return "preference"
+    if vision.is_vision(row):
+        return "vision"
     if "messages" in keys:
         return "chat"
     if "conversations" in keys:
@@ -93,6 +98,8 @@ def row_to_example(row: object, fmt: str, where: dict, columns: dict | None = No
             return None, [Problem(f"cannot tell the format from the keys ({keys})",
                                   "set data.format, or map your keys with data.columns (e.g. {output: response})",
                                   code="unknown_format", **where)]
+    elif fmt in ("chat", "sharegpt") and vision.is_vision(row):  # the same shapes, with images
+        fmt = "vision"
     problems: list[Problem] = []
     result = _CONVERTERS[fmt](row, _Where(where, problems))
     if problems:
@@ -415,7 +422,8 @@ def _prompt_row(row: dict, w: _Where):
 
 
 _CONVERTERS = {"alpaca": _alpaca, "chat": _chat, "sharegpt": _sharegpt, "preference": _preference, "kto": _kto,
-               "classification": _classification, "text": _text_row, "prompt": _prompt_row}
+               "classification": _classification, "text": _text_row, "prompt": _prompt_row,
+               "vision": vision.convert}
 
 
 def task_examples(examples: list[Example], template: str | None) -> list[Example]:

@@ -87,6 +87,10 @@ def conversation_view(ex: Example) -> list[dict] | None:
     """The conversation a record trains on (None for raw text and classification rows)."""
     if ex.kind == "chat":
         return ex.messages
+    if ex.kind == "vision":  # images shown as "[image: name WxH]" in the text
+        from tunesmith.data.vision import placeholder_messages
+
+        return placeholder_messages(ex)
     if ex.kind == "preference":
         return ex.messages + ex.extra["chosen"]
     if ex.kind == "kto":
@@ -111,6 +115,25 @@ def split_report(examples: list[Example], tokenizer, data, kinds: tuple[str, ...
     return {**stats.summary(), "kinds": dict(Counter(e.kind for e in examples)),
             "template_problems": [str(p) for p in problems[:20]],
             "statistics": statistics(examples, stats, rows, tokenizer, data.max_length, data.overlong)}
+
+
+def vision_split_report(examples: list[Example], processor, cfg) -> dict:
+    """One split's summary under recipe vlm: every image opened (bad ones raise, at file:line), rows
+    tokenized through the model's processor, with the statistics of text rows."""
+    from tunesmith.data import vision
+
+    checked = vision.check_images(examples, cfg.vision, cfg.config_path)
+    checked.raise_if_errors()
+    rows, stats, problems = vision.tokenize_rows(processor, checked.rows, cfg.vision, cfg.data.max_length,
+                                                 cfg.data.train_on)
+    if problems:
+        from tunesmith.errors import TunesmithError
+
+        raise TunesmithError(problems[:50], title=f"{len(problems)} rows could not be tokenized:")
+    tokenized = [Tokenized(r["input_ids"], r["labels"]) for r in rows]
+    return {**stats.summary(), "kinds": dict(Counter(e.kind for e in examples)), "images": checked.images,
+            "images_sha256": checked.sha256, "template_problems": [],
+            "statistics": statistics(examples, stats, tokenized, processor.tokenizer, cfg.data.max_length, "drop")}
 
 
 def _add_plain_rows(tokenizer, examples: list[Example], convs: list[Example], stats: PrepStats,

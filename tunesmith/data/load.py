@@ -109,21 +109,25 @@ def _label_kind(label: str | int) -> tuple[str, str]:
 
 _KEYS_OF_KIND = {"preference": "prompt, chosen and rejected", "kto": "prompt, completion and label (true/false)",
                  "classification": "text and label", "text": "text", "prompt": "prompt",
-                 "chat": "messages (or instruction and output)"}
+                 "chat": "messages (or instruction and output)",
+                 "vision": "messages with image parts (or image and conversations)"}
+# Kinds that may share a file: a vision-language file often holds some text-only conversations.
+_KIND_FAMILY = {"vision": "chat"}
 
 
 def _mixed_kinds(examples: list[Example]) -> list[tuple[Example, str, str]]:
     """Rows whose kind is the minority in their file. Formats are detected per row from the keys,
     so a preference row that lost its 'rejected' reads as a prompt row, and a classification row
     without its label as raw text: valid rows of the wrong kind, which training would misuse."""
-    counts = Counter(e.kind for e in examples)
+    family = [_KIND_FAMILY.get(e.kind, e.kind) for e in examples]
+    counts = Counter(family)
     if len(counts) < 2:
         return []
-    first = examples[0].kind
+    first = family[0]
     major = max(counts, key=lambda k: (counts[k], k == first))
     return [(e, f"this row reads as a {e.kind} row, while {counts[major]} of {len(examples)} rows in this file "
                 f"are {major} rows", f"{major} rows need {_KEYS_OF_KIND[major]}")
-            for e in examples if e.kind != major]
+            for e, f in zip(examples, family) if f != major]
 
 
 def _mixed_labels(examples: list[Example]) -> list[tuple[Example, str, str]]:

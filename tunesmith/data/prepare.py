@@ -133,7 +133,7 @@ def check_kinds(examples: list[Example], kinds: tuple[str, ...]) -> None:
 
 _RECIPES_FOR = {"chat": "recipe: sft", "text": "recipe: cpt", "preference": "recipe: dpo, orpo, simpo or reward",
                 "kto": "recipe: kto", "classification": "recipe: classify (or sft, text -> label)",
-                "prompt": "recipe: grpo or ppo"}
+                "prompt": "recipe: grpo or ppo", "vision": "recipe: vlm"}
 
 
 def check_files(data) -> None:

@@ -42,6 +42,11 @@ def check_exportable(run_dir: Path):
                    "finish it first: run `tunesmith train` on its config again (it resumes from the last "
                    "checkpoint), then export")
     cfg = load_config(run_dir / runs.CONFIG_FILE)
+    if cfg.recipe == "vlm":
+        raise fail(f"run {run_dir} is a vision-language run (recipe: vlm); export, generate, eval and serve take "
+                   "text-only models so far",
+                   "load it with transformers AutoModelForImageTextToText and peft PeftModel.from_pretrained on its "
+                   "adapter/ folder (docs/vision.md shows how), or merge with PeftModel.merge_and_unload()")
     if cfg.recipe not in GENERATIVE_RECIPES:
         raise fail(f"run {run_dir} is a recipe: {cfg.recipe} run, a sequence classifier (one score per text), not "
                    "a model that generates text",
