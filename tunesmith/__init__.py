@@ -7,14 +7,15 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 __all__ = ["load_config", "train", "validate", "evaluate", "report", "export", "serve", "load", "generate", "models",
-           "run_sweep", "run_audit", "TunesmithError", "RunConfig"]
+           "run_sweep", "run_audit", "run_merge", "TunesmithError", "RunConfig"]
 
 _WHERE = {"load_config": "tunesmith.config", "RunConfig": "tunesmith.config", "TunesmithError": "tunesmith.errors",
           "train": "tunesmith.api", "validate": "tunesmith.api", "load": "tunesmith.api",
           "evaluate": "tunesmith.api", "report": "tunesmith.api", "export": "tunesmith.api", "serve": "tunesmith.api",
           "generate": "tunesmith.api", "models": "tunesmith.api", "run_audit": "tunesmith.api",
-          # Not `sweep`: importing the submodule tunesmith.sweep binds that name to the module.
-          "run_sweep": "tunesmith.sweep"}
+          # Not `sweep` or `merge`: importing the submodules tunesmith.sweep and tunesmith.merge binds those names
+          # to the modules.
+          "run_sweep": "tunesmith.sweep", "run_merge": "tunesmith.merge.run"}
 
 
 def __getattr__(name: str):

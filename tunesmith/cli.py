@@ -403,6 +403,61 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _add_merge(sub) -> None:
+    s = sub.add_parser("merge", help="merge finished runs (LoRA adapters by peft, full models by mergekit) into a "
+                       "new run, kept only if it passes each parent's eval suite",
+                       description="merge the parents a merge config names into a run directory (generate, eval, "
+                       "export and serve read it); parents with an eval_suite gate the merge: it must score within "
+                       "their tolerance on their suite, or it is not kept (see docs/merging.md)")
+    s.add_argument("config", nargs="?", help="merge config (YAML, see configs/merge/)")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. method=dare_ties")
+    s.add_argument("--force", action="store_true", help="keep a merge that fails its gate (recorded as forced)")
+    s.add_argument("--check", action="store_true", help="check the config, parents and suites; merge nothing")
+    s.add_argument("--reference", action="store_true", help="print the merge config reference")
+    s.add_argument("--quiet", action="store_true", help="no progress messages")
+
+
+def cmd_merge(args) -> int:
+    if args.reference:
+        from tunesmith.merge.config import describe
+
+        for key, tp, default, help_text in describe():
+            print(f"{key}  ({tp}, default {default!r})\n    {help_text}")
+        return 0
+    if not args.config:
+        from tunesmith.errors import fail
+
+        raise fail("no merge config given", "pass MERGE.yaml (see configs/merge/), or --reference for its keys")
+    if args.check:
+        from tunesmith.merge.config import load_merge_config
+        from tunesmith.merge.gate import suites
+        from tunesmith.merge.parents import inspect
+
+        cfg = load_merge_config(args.config, args.overrides)
+        parents, _ = inspect(cfg)
+        gated = suites(cfg)
+        print(f"merge config ok: {cfg.kind} merge by {cfg.method} of {', '.join(str(p.path) for p in parents)}; "
+              f"{len(gated)} gating suite{'s' * (len(gated) != 1)}")
+        return 0
+    from tunesmith.merge.run import run_merge
+
+    run_dir = run_merge(args.config, args.overrides, force=args.force, show_progress=not args.quiet)
+    from tunesmith.runs import read_manifest
+
+    gate = ((read_manifest(run_dir) or {}).get("merge") or {}).get("gate")
+    if gate:
+        from tunesmith.merge.gate import describe_failure
+
+        for c in gate["checks"]:
+            print(f"  {c['parent']}: {c['suite']} {c['task']}/{c['metric']}: parent {c['parent_value']:.4f}, merged "
+                  + ("-" if c["merged_value"] is None else f"{c['merged_value']:.4f}") + f", tolerance "
+                  f"{c['tolerance']:g}: " + ("pass" if c["passed"] else "FAIL (kept with --force)"))
+        for line in (describe_failure(c) for c in gate["checks"] if not c["passed"]):
+            print(f"tunesmith: warning: {line}", file=sys.stderr)
+    print(f"tunesmith: merged run {run_dir} (report {run_dir / 'report.html'})")
+    return 0
+
+
 def cmd_data(args) -> int:
     return DATA_COMMANDS[args.data_command](args)
 
@@ -413,7 +468,8 @@ COMMANDS = {"train": (_add_train, cmd_train), "sweep": (_add_sweep, cmd_sweep),
             "generate": (_add_generate, cmd_generate), "chat": (_add_chat, cmd_chat), "eval": (_add_eval, cmd_eval),
             "report": (_add_report, cmd_report), "export": (_add_export, cmd_export), "serve": (_add_serve, cmd_serve),
             "human": (_add_human, cmd_human), "data": (add_data, cmd_data), "models": (_add_models, cmd_models),
-            "presets": (_add_presets, cmd_presets), "audit": (add_audit, cmd_audit)}
+            "presets": (_add_presets, cmd_presets), "audit": (add_audit, cmd_audit),
+            "merge": (_add_merge, cmd_merge)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,8 @@ what it saves loads back with plain peft / transformers.
 The configs keep their own data, method and objective; only the model (a tiny random Llama with the
 real SmolLM2 tokenizer; the real MiniLM for the encoder config), the step count and the output folder
 are overridden. Configs needing resources a test cannot hold are covered by their own tests: PPO
-needs a trained reward model (tests/recipes/test_ppo.py).
+needs a trained reward model (tests/recipes/test_ppo.py); the MoE config a mixture-of-experts model
+(tests/recipes/test_moe_lora.py trains it on tiny Qwen2-MoE, Mixtral and OLMoE checkpoints).
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ import tunesmith
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted(p for p in ROOT.glob("configs/*.yaml"))
-OWN_TESTS = {"ppo-lora.yaml": "tests/recipes/test_ppo.py", "sweep-lora.yaml": "tests/unit/test_sweep.py"}
+OWN_TESTS = {"ppo-lora.yaml": "tests/recipes/test_ppo.py", "sweep-lora.yaml": "tests/unit/test_sweep.py",
+             "moe-lora.yaml": "tests/recipes/test_moe_lora.py",  # an MoE hub model: tiny MoEs there
+             "vlm-lora.yaml": "tests/recipes/test_vlm.py",  # a vision-language hub model: a tiny LLaVA there
+             "federated-lora.yaml": "tests/recipes/test_federated.py"}  # Flower simulation: one per module there
 
 
 class _Snapshot:
