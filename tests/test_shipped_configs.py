@@ -23,10 +23,13 @@ def test_there_are_configs_to_check():
     assert len(CONFIGS) >= 4
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_configs_with_their_own_validation_test_are_named_there():
+    for name, test in OWN_TESTS.items():
+        assert (ROOT / "configs" / name).is_file() and name in (ROOT / test).read_text()
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name not in OWN_TESTS], ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_config_validates(path, smollm2_dir):
-    if path.name in OWN_TESTS:
-        pytest.skip(f"validated in {OWN_TESTS[path.name]}")
     cfg = tunesmith.load_config(path)
     from tunesmith.recipes import KINDS
 

@@ -49,10 +49,13 @@ class _Snapshot:
         self.before, self.changed = {}, None
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_configs_with_their_own_training_test_are_named_there():
+    for name, test in OWN_TESTS.items():
+        assert (ROOT / "configs" / name).is_file() and name in (ROOT / test).read_text(), (name, test)
+
+
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name not in OWN_TESTS], ids=lambda p: p.name)
 def test_shipped_config_trains_and_loads_back(path, tmp_path, tiny_model_dir):
-    if path.name in OWN_TESTS:
-        pytest.skip(f"trained in {OWN_TESTS[path.name]}")
     cfg = tunesmith.load_config(path)
     model = "all-minilm-l6-v2" if cfg.recipe == "classify" else str(tiny_model_dir)
     overrides = {"model.name": model, "output_dir": str(tmp_path), "train.max_steps": 2, "train.batch_size": 2,
