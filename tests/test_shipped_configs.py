@@ -28,7 +28,8 @@ def test_configs_with_their_own_validation_test_are_named_there():
         assert (ROOT / "configs" / name).is_file() and name in (ROOT / test).read_text()
 
 
-@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name not in OWN_TESTS], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", [p for p in CONFIGS if p.name not in OWN_TESTS],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_shipped_config_validates(path, smollm2_dir):
     cfg = tunesmith.load_config(path)
     from tunesmith.recipes import KINDS

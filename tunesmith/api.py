@@ -58,7 +58,11 @@ def train(config: RunConfig | str | Path | dict, overrides: list[str] | dict | N
     from tunesmith import energy
 
     with energy.measure("train", **energy.settings(cfg.energy)) as used:  # kWh and CO2eq of the training itself
-        if cfg.train.launcher == "ray":  # Ray Train's workers run the recipe (tunesmith/launch_ray.py)
+        if cfg.federated.enabled:  # Flower's simulation engine runs the clients (tunesmith/federated/)
+            from tunesmith.federated.runner import train as train_federated
+
+            run_dir = train_federated(cfg, show_progress=show_progress, callbacks=callbacks)
+        elif cfg.train.launcher == "ray":  # Ray Train's workers run the recipe (tunesmith/launch_ray.py)
             from tunesmith import launch_ray
 
             if callbacks:
@@ -133,9 +137,9 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
     `estimate`: also predict the run's wall time and peak memory from a few timed training steps in
     a child process (see tunesmith.estimate), under report["estimate"]; nothing is left behind.
     """
-    from tunesmith.data.inspect import split_report
+    from tunesmith.data.inspect import split_report, vision_split_report
     from tunesmith.data.prepare import check_kinds, load_all
-    from tunesmith.models.loading import load_tokenizer, resolve
+    from tunesmith.models.loading import load_tokenizer, materialize, resolve
 
     cfg = _config(config, overrides)
     # Rows first: a bad data file is reported without waiting for a tokenizer to load.
@@ -168,9 +172,17 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
         from tunesmith.models.quant import preflight as quant_preflight
 
         report["quantization"] = quant_preflight(cfg.model.quantization)
+    from tunesmith.data import vision
+
+    if cfg.recipe == "vlm":  # the model's processor renders and tokenizes, with every image opened
+        tok = vision.load_processor(str(materialize(source)), cfg.model.trust_remote_code)
+        tok.chat_template = cfg.model.chat_template or tok.chat_template
+    elif any(e.kind == "vision" for e in loaded.train + loaded.validation):  # images named at file:line
+        vision.check_images(loaded.train + loaded.validation, cfg.vision, cfg.config_path).raise_if_errors()
     for name, examples in (("train", loaded.train), ("validation", loaded.validation)):
         if examples:
-            report["data"][name] = split_report(examples, tok, cfg.data, kinds)
+            report["data"][name] = (vision_split_report(examples, tok, cfg) if cfg.recipe == "vlm"
+                                    else split_report(examples, tok, cfg.data, kinds))
     if kinds:  # auto values as the run will resolve them (tunesmith/autotune.py), from the same rows
         from tunesmith import autotune
 

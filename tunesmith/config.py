@@ -56,11 +56,13 @@ class ModelConfig:
 class MoEConfig:
     targets: list[str] = _f([], "Mixture-of-experts models (Mixtral, Qwen-MoE, OLMoE): which parts LoRA adapts, any of "
                             "experts (every expert's feed-forward), router (the gate that picks experts), shared (the "
-                            "shared expert where the model has one) and attention. Empty: lora.target_modules as "
-                            "given.")
+                            "shared expert where the model has one) and attention; found on the loaded model "
+                            "(docs/moe.md). They replace lora.target_modules, whose names other than all-linear are "
+                            "added. experts and router need lora.dropout 0. Empty: lora.target_modules as given.")
     router_aux_loss_coef: float | None = _f(None, "Weight of the router load-balancing loss added to the training "
                                             "loss (the model's router_aux_loss_coef); None: the model's own. The "
-                                            "auxiliary loss is logged either way on MoE models.")
+                                            "auxiliary loss is logged either way on MoE models (aux_loss in "
+                                            "metrics.jsonl; sft and cpt).")
 
 
 @dataclass(frozen=True)
@@ -78,12 +80,13 @@ class FederatedConfig:
     enabled: bool = _f(False, "Train with federated learning on Flower (flwr): each client trains the LoRA "
                        "weights on its own data, a strategy aggregates them each round; only adapter weights "
                        "travel. `tunesmith train` runs the clients in Flower's simulation engine.")
-    clients: list[str] = _f([], "Data file of each client (relative to the config file); empty: data.train is "
-                            "split into federated.num_clients parts by federated.partition.")
-    num_clients: int = _f(3, "Clients when federated.clients is empty.")
-    partition: Literal["iid", "shards"] = _f("iid", "How data.train is split when federated.clients is empty: iid "
-                                             "(shuffled, equal parts) or shards (contiguous parts in file order: "
-                                             "non-IID when the file is ordered by task or source).")
+    num_clients: int = _f(3, "Clients for partition iid or shards (partition files: one per data.train file). On "
+                          "real SuperNodes: how many must connect before a round starts.")
+    partition: Literal["iid", "shards", "files"] = _f(
+        "iid", "How the training rows are dealt to the clients: iid (shuffled, equal parts), shards (contiguous "
+        "parts in file order: non-IID when the file is ordered by task or source) or files (client k holds "
+        "data.train[k]: each client its own data file). Validation rows (data.validation or "
+        "validation_fraction) stay with the server, which evaluates the aggregated adapter every round.")
     rounds: int = _f(3, "Federated rounds (each: clients train, then the server aggregates).")
     local_steps: int = _f(10, "Optimizer steps each client takes per round.")
     strategy: Literal["fedavg", "fedprox"] = _f("fedavg", "Aggregation: fedavg (weighted by client example count) or "
@@ -93,6 +96,8 @@ class FederatedConfig:
     fraction_fit: float = _f(1.0, "Share of the clients sampled to train in each round.")
     secure_aggregation: bool = _f(False, "Aggregate with Flower's SecAgg+ protocol, so the server only sees the sum "
                                   "of the client updates.")
+    save_client_updates: bool = _f(False, "Keep every client's returned adapter and example count per round under "
+                                   "<run>/federated/ (audits, tests); not with secure_aggregation, which hides them.")
 
 
 # Defined once: the CLI's and the API's defaults and choices and eval's own checks read these.

@@ -12,6 +12,7 @@ the loaded RunConfig as `cfg`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -261,15 +262,124 @@ def check_audit(cfg, bad: Bad) -> None:
 
 
 def check_moe(cfg, bad: Bad) -> None:
-    """moe: section (mixture-of-experts LoRA targets)."""
+    """moe: section (mixture-of-experts LoRA targets). Whether the model is an MoE, and has the
+    parts named, is checked on the loaded model (models/moe.py::lora_targets)."""
+    import difflib
+
+    from tunesmith.models.moe import TARGETS, TENSOR_TARGETS
+
+    m, lo = cfg.moe, cfg.lora
+    for i, t in enumerate(m.targets):
+        if t not in TARGETS:
+            close = difflib.get_close_matches(str(t), TARGETS, n=1, cutoff=0.5)
+            bad(f"moe.targets[{i}]", f"unknown MoE target {t!r}",
+                f"did you mean '{close[0]}'?" if close else f"use any of {', '.join(TARGETS)}")
+    if m.router_aux_loss_coef is not None and m.router_aux_loss_coef < 0:
+        bad("moe.router_aux_loss_coef", f"{m.router_aux_loss_coef} is negative", "use e.g. 0.01, or 0 to turn it off")
+    where = "moe.targets" if m.targets else "moe.router_aux_loss_coef" if m.router_aux_loss_coef is not None else None
+    if where and (cfg.recipe not in ("sft", "cpt") or cfg.privacy.enabled):
+        bad(where, f"{where} is applied by the sft and cpt recipes without DP-SGD, not {cfg.recipe}"
+            + (" with privacy.enabled" if cfg.privacy.enabled else ""), f"remove {where}")
+    if not m.targets:
+        return
+    if cfg.train.method != "lora":
+        bad("moe.targets", f"moe.targets picks LoRA targets, but train.method is {cfg.train.method}",
+            "set train.method: lora, or remove moe.targets")
+    tensors = [t for t in m.targets if t in TENSOR_TARGETS]
+    # peft adapts fused expert tensors and the router's weight with lora.ParamWrapper, which cannot
+    # factor dropout out of W + BA (it raises for lora_dropout != 0) and has no DoRA.
+    if tensors and lo.dropout:
+        bad("lora.dropout", f"{lo.dropout}: LoRA on {' and '.join(tensors)} weight tensors (peft's target_parameters) "
+            "has no dropout", "set lora.dropout: 0")
+    if tensors and lo.use_dora:
+        bad("lora.use_dora", f"DoRA does not apply to {' and '.join(tensors)} weight tensors",
+            "set lora.use_dora: false, or keep moe.targets to shared and attention")
 
 
 def check_vision(cfg, bad: Bad) -> None:
     """vision: section and recipe: vlm."""
+    v = cfg.vision
+    if v.max_images < 1:
+        bad("vision.max_images", f"{v.max_images} allows no image", "use e.g. 4")
+    if v.max_image_bytes < 1:
+        bad("vision.max_image_bytes", f"{v.max_image_bytes} is not a positive byte count", "use e.g. 20000000")
+    if v.image_size is not None and v.image_size < 8:
+        bad("vision.image_size", f"{v.image_size} pixels is too small to see anything", "use e.g. 384, or null")
+    if cfg.recipe != "vlm":
+        return
+    # What the vlm recipe (recipes/vlm.py) does not do, said before any model loads.
+    if cfg.train.method not in ("lora", "full"):
+        bad("train.method", f"recipe vlm trains with lora or full, not {cfg.train.method}", "set train.method: lora")
+    refused = (("data.packing", cfg.data.packing, "packing would join rows whose image tokens belong to one row",
+                "set data.packing: false"),
+               ("data.overlong", cfg.data.overlong == "truncate", "truncation could cut through an image's tokens",
+                "set data.overlong: drop, or raise data.max_length"),
+               ("data.clean.enabled", cfg.data.clean.enabled, "curation reads text rows, not rows with images",
+                "set data.clean.enabled: false"),
+               ("privacy.enabled", cfg.privacy.enabled, "DP-SGD is not available for recipe vlm",
+                "set privacy.enabled: false"),
+               ("model.quantization", cfg.model.quantization != "none", "recipe vlm loads the base unquantized",
+                "set model.quantization: none"),
+               ("model.gguf_file", cfg.model.gguf_file is not None, "a vision-language model needs its "
+                "transformers checkpoint and processor, not a .gguf file", "name the model's folder or hub id"))
+    for key, on, why, fix in refused:
+        if on:
+            bad(key, why, fix)
+
+
+FEDERATED_RECIPES = ("sft", "cpt")  # the recipes whose rows a client trains on (tunesmith/federated/local.py)
+FEDERATED_METHODS = ("lora",)  # only the adapter's weights travel, and they average as plain matrices
 
 
 def check_federated(cfg, bad: Bad) -> None:
-    """federated: section."""
+    """federated: section: what the Flower clients and server (tunesmith/federated/) can run."""
+    f, t = cfg.federated, cfg.train
+    if not f.enabled:
+        return
+    if cfg.recipe not in FEDERATED_RECIPES:
+        bad("recipe", f"federated training runs the sft and cpt recipes, not {cfg.recipe}",
+            "use recipe: sft or cpt, or set federated.enabled=false")
+    if t.method not in FEDERATED_METHODS:
+        bad("train.method", f"federated training averages LoRA adapters; train.method is {t.method}",
+            "use train.method: lora (only the adapter's weights travel between clients and server)")
+    if cfg.lora.use_dora or cfg.lora.plus_ratio:
+        bad("lora", "DoRA and LoRA+ are not offered with federated training", "set lora.use_dora=false and "
+            "lora.plus_ratio=0")
+    if t.launcher != "local":
+        bad("train.launcher", "Flower's simulation engine starts its own Ray workers for the clients",
+            "use train.launcher: local with federated.enabled")
+    if t.lr_range_test or t.time_budget is not None:
+        bad("train.lr_range_test" if t.lr_range_test else "train.time_budget", "a range test and a time budget "
+            "time one process's steps, not a federation's rounds", "remove it; size the run with federated.rounds "
+            "and federated.local_steps")
+    if cfg.model.quantization != "none":
+        bad("model.quantization", "quantized bases are not offered with federated training",
+            "set model.quantization=none")
+    if cfg.data.sources:
+        bad("data.sources", "federated clients hold rows of data.train; weighted sources are not dealt out",
+            "list the files in data.train (partition: files gives each file to one client)")
+    clients = len(cfg.data.train) if f.partition == "files" else f.num_clients
+    key = "data.train" if f.partition == "files" else "federated.num_clients"
+    if clients < 2:
+        bad(key, f"{clients} client(s) is no federation", "use 2 or more clients (partition files: one data.train "
+            "file per client)")
+    for name, value in (("rounds", f.rounds), ("local_steps", f.local_steps)):
+        if value < 1:
+            bad(f"federated.{name}", f"{value} must be at least 1", "use a positive integer, e.g. 3")
+    if not 0 < f.fraction_fit <= 1:
+        bad("federated.fraction_fit", f"{f.fraction_fit} is outside (0, 1]", "use e.g. 1.0 (every client, every "
+            "round) or 0.5")
+    if f.proximal_mu < 0:
+        bad("federated.proximal_mu", f"{f.proximal_mu} is negative", "use 0 or a small positive weight, e.g. 0.01")
+    if f.strategy == "fedprox" and cfg.privacy.enabled:
+        bad("federated.strategy", "FedProx's proximal term is no per-example loss, so opacus's per-sample "
+            "gradients would leave it out", "use federated.strategy: fedavg with privacy.enabled")
+    if f.secure_aggregation and f.save_client_updates:
+        bad("federated.save_client_updates", "SecAgg+ hides each client's update from the server",
+            "set federated.save_client_updates=false, or secure_aggregation=false")
+    if f.secure_aggregation and math.ceil(f.fraction_fit * clients) < 2:
+        bad("federated.fraction_fit", f"SecAgg+ needs at least 2 clients per round; {f.fraction_fit} of {clients} "
+            "samples fewer", "raise federated.fraction_fit or add clients")
 
 
 SECTION_CHECKS = (check_run, check_data, check_train, check_lora, check_preference, check_rl, check_privacy,
