@@ -197,6 +197,16 @@ def validate(config: RunConfig | str | Path | dict, overrides: list[str] | dict 
             report["auto"]["train.learning_rate"]["rule"] += "; train.lr_range_test: a range test picks it at training"
         report["train"] = {k: getattr(cfg.train, k) for k in ("epochs", "max_steps", "batch_size", "learning_rate",
                                                               "eval_steps", "early_stopping_patience")}
+        if cfg.federated.enabled:  # rounds x local steps replace epochs; the server evaluates every round
+            from tunesmith.federated.partition import clients_per_round, num_clients
+
+            fed = cfg.federated
+            for key in ("train.epochs", "train.eval_steps", "train.early_stopping_patience"):
+                report["auto"].pop(key, None)
+            n = num_clients(fed, cfg.data.train)
+            report["federated"] = {"clients": n, "rounds": fed.rounds, "local_steps": fed.local_steps,
+                                   "client_steps": clients_per_round(fed, n) * fed.rounds * fed.local_steps,
+                                   "strategy": fed.strategy, "secure_aggregation": fed.secure_aggregation}
     if estimate:  # after every check above: a config or data problem is reported before any training
         from tunesmith.estimate import estimate as _estimate
 

@@ -107,6 +107,11 @@ def cmd_validate(args) -> int:
     from tunesmith.licences import summary_lines
 
     print("\n" + "\n".join(summary_lines(report["licences"])))
+    if report.get("federated"):
+        f = report["federated"]
+        print(f"\nfederated: {f['clients']} clients x {f['rounds']} rounds x {f['local_steps']} local steps "
+              f"({f['client_steps']} client steps in all), {f['strategy']}"
+              + (", SecAgg+" if f["secure_aggregation"] else "") + "; the server evaluates every round")
     if report.get("auto"):
         print("\nauto values (the run resolves the same):")
         for key, v in report["auto"].items():

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tunesmith import runs
 from tunesmith.federated import local
-from tunesmith.federated.partition import num_clients
+from tunesmith.federated.partition import clients_per_round, num_clients
 from tunesmith.recipes.common import kinds
 
 RECORDS = "federated"  # <run>/federated/round-N/: the client adapters when save_client_updates is on
@@ -242,7 +242,7 @@ def _federate_messages(grid, cfg, initial: dict, rec: Rounds, evaluate) -> dict:
 
     # Flower samples max(fraction x connected nodes, min_train_nodes) clients and counts the connected
     # nodes before it waits for them, so the per-round count is pinned here, and every node must connect.
-    per_round = max(1, math.ceil(f.fraction_fit * n))
+    per_round = clients_per_round(f, n)
     extra = {"proximal_mu": f.proximal_mu} if f.strategy == "fedprox" else {}
     strategy = Recorded(fraction_train=f.fraction_fit, fraction_evaluate=0.0, min_train_nodes=per_round,
                         min_evaluate_nodes=0, min_available_nodes=n, train_metrics_aggr_fn=_train_metrics, **extra)

@@ -19,6 +19,13 @@ def num_clients(fed, train_files: list[str]) -> int:
     return len(train_files) if fed.partition == "files" else fed.num_clients
 
 
+def clients_per_round(fed, n: int) -> int:
+    """Clients sampled to train each round: fraction_fit of the n clients, rounded up, at least one."""
+    import math
+
+    return max(1, math.ceil(fed.fraction_fit * n))
+
+
 def split_indices(n: int, parts: int, how: str, seed: int) -> list[list[int]]:
     """Row indices 0..n-1 dealt into `parts` near-equal lists: shuffled (iid) or in order (shards).
     The first n % parts lists hold one row more."""

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import tunesmith
 from tunesmith.errors import TunesmithError
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def config(**over):
@@ -70,3 +74,13 @@ def test_cpt_and_files_partitions_are_accepted():
     tunesmith.load_config(config(recipe="cpt", data={"train": ["a.txt"]}))
     tunesmith.load_config(config(data={"train": ["a.jsonl", "b.jsonl"]}, **{"federated": {"enabled": True,
                                                                                          "partition": "files"}}))
+
+
+def test_validate_reports_rounds_and_client_steps_instead_of_epochs(smollm2_dir):
+    import tunesmith
+
+    report = tunesmith.validate(ROOT / "configs" / "federated-lora.yaml", {"federated.fraction_fit": 0.5},
+                                kinds=("chat",))
+    assert report["federated"]["clients"] == 3 and report["federated"]["rounds"] == 4
+    assert report["federated"]["client_steps"] == 2 * 4 * 10  # half of 3 clients rounds up to 2 a round
+    assert not {"train.epochs", "train.eval_steps", "train.early_stopping_patience"} & set(report["auto"])
