@@ -26,5 +26,23 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'tunesmith' has no attribute {name!r}")
 
 
+def _callable_package(module_name: str, api_name: str) -> None:
+    """Make the subpackage `module_name` callable as the public function `api_name`.
+
+    tunesmith.export, .models and .serve are public functions and subpackages of the same name. Importing
+    a submodule (tunesmith.export.merge) makes Python bind the package attribute to the subpackage, which
+    hid the function: `tunesmith.export(run)` then raised "'module' object is not callable" in any
+    process that had exported, merged or served before. Once the subpackage is callable the name works
+    either way, and tunesmith.export.merge keeps working as a module path."""
+    import sys
+    import types
+
+    class _Package(types.ModuleType):
+        def __call__(self, *args, **kwargs):
+            return __getattr__(api_name)(*args, **kwargs)
+
+    sys.modules[module_name].__class__ = _Package
+
+
 def __dir__():
     return sorted(list(globals()) + __all__)

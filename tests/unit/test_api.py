@@ -193,3 +193,19 @@ def test_api_validate_runs_the_recipe_preflight_only_for_a_run(tmp_path, monkeyp
     assert report["data"]["train"]["kinds"] == {"chat": 8} and report["data"]["train"]["rows"] == 8
     api.validate(config)
     assert calls == ["sft"]  # data-only checks: no recipe code runs
+
+
+def test_public_functions_named_like_subpackages_still_work_after_those_are_imported(tmp_path):
+    """tunesmith.export / .models / .serve are functions and subpackages: importing a submodule must not
+    turn the public function into a module that cannot be called."""
+    import importlib
+
+    import tunesmith
+    from tunesmith.errors import TunesmithError
+
+    for sub in ("tunesmith.export.merge", "tunesmith.models.loading", "tunesmith.serve.schema"):
+        importlib.import_module(sub)
+    assert any(m["name"] == "smollm2-135m-instruct" for m in tunesmith.models()["embedded"])
+    with pytest.raises(TunesmithError, match="not a run directory"):
+        tunesmith.export(tmp_path, "hf")
+    assert tunesmith.export.merge.check_exportable is not None  # the module path still resolves
