@@ -2,8 +2,9 @@
 its config key (parents[i].path) and YAML line.
 
 An adapter parent is a finished LoRA run; a model parent is a finished full fine-tune run or a
-transformers model folder. What is read here (the run's resolved config, manifest and adapter
-config) also goes into the merged run's manifest.
+transformers model folder (a tunesmith export's hf/ folder brings its run's config and manifest).
+What is read here (the run's resolved config, manifest and adapter config) also goes into the
+merged run's manifest.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ class Parent:
 
     def describe(self) -> dict:
         """Its entry in the merged run's manifest."""
-        cfg_file = self.path / runs.CONFIG_FILE
-        return {"path": str(self.path), "label": self.label, "kind": "run" if self.run_cfg else "folder",
+        export = self.run_cfg is not None and self.weights_dir == self.path  # OUT/hf of an exported run
+        cfg_file = self.path.parent / "training_config.yaml" if export else self.path / runs.CONFIG_FILE
+        return {"path": str(self.path), "label": self.label,
+                "kind": "export" if export else "run" if self.run_cfg else "folder",
                 "config_sha256": hashlib.sha256(cfg_file.read_bytes()).hexdigest() if cfg_file.is_file() else None,
                 "base_model": self.run_cfg.model.name if self.run_cfg else None, "base_sha256": self.base_id,
                 "method": self.run_cfg.train.method if self.run_cfg else None, "lora_r": self.rank,
@@ -106,11 +109,34 @@ def _one(cfg: MergeConfig, i: int, bad) -> Parent | None:
     if runs.is_run_dir(path):
         return _run_parent(cfg, i, path, bad)
     if cfg.kind == "models" and (path / "config.json").is_file():
-        return Parent(i, path, path.name, path, base_id=None)
+        return _folder_parent(i, path)
     want = "a finished LoRA run" if cfg.kind == "adapters" else "a finished full fine-tune run or a model folder"
     bad(key, f"{path} is not a run directory (config.yaml + manifest.json)"
         + (" nor a model folder (config.json)" if cfg.kind == "models" else ""), f"point it at {want}")
     return None
+
+
+def _folder_parent(i: int, path: Path) -> Parent:
+    """A model folder. A tunesmith export (OUT/hf beside OUT/export_manifest.json, what a LoRA run
+    becomes for kind: models) takes its finished run's name, config and manifest, so the merge lists
+    that run's data and licences and its run config has the run's data section."""
+    from tunesmith.config import load_config
+    from tunesmith.errors import TunesmithError
+
+    export = path.parent / "export_manifest.json"
+    try:
+        run = Path(json.loads(export.read_text(encoding="utf-8"))["run"]) if export.is_file() else None
+    except (ValueError, KeyError, TypeError):
+        run = None
+    manifest = (runs.read_manifest(run) or {}) if run is not None and runs.is_run_dir(run) else {}
+    if path.name != "hf" or manifest.get("status") != "completed":
+        return Parent(i, path, path.name, path)
+    try:
+        run_cfg = load_config(run / runs.CONFIG_FILE)
+    except TunesmithError:  # a run of an older tunesmith: the folder alone
+        return Parent(i, path, path.name, path)
+    return Parent(i, path, run.name, path, run_cfg, manifest,
+                  base_id=(manifest.get("model") or {}).get("sha256") or run_cfg.model.name)
 
 
 def _run_parent(cfg: MergeConfig, i: int, path: Path, bad) -> Parent | None:

@@ -215,3 +215,34 @@ def test_model_parents_need_full_models_and_one_architecture(tmp_path):
     with pytest.raises(TunesmithError) as e:
         inspect(cfg)
     assert "base" in problems(e)
+
+
+def test_an_exported_runs_hf_folder_brings_its_runs_lineage(tmp_path):
+    """kind: models over RUN/export/hf (what the error above tells LoRA users to do): the parent is named
+    after its run and carries the run's data, so the merge's manifest lists it; a plain folder does not."""
+    from tunesmith.merge.parents import inspect
+    from tunesmith.merge.run import _manifest
+
+    folders = []
+    for name in ("records", "topic"):
+        run = _fake_run(tmp_path / "runs" / name, r=4)
+        manifest = json.loads((run / "manifest.json").read_text())
+        manifest["data"] = [{"path": f"{name}.jsonl", "sha256": name}]
+        (run / "manifest.json").write_text(json.dumps(manifest))
+        hf = run / "export" / "hf"  # as `tunesmith export RUN --format hf` leaves it
+        hf.mkdir(parents=True)
+        (hf / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 32}))
+        (run / "export" / "export_manifest.json").write_text(json.dumps({"run": str(run.resolve())}))
+        (run / "export" / "training_config.yaml").write_text((run / "config.yaml").read_text())
+        folders.append(hf)
+    plain = tmp_path / "plain" / "hf"
+    plain.mkdir(parents=True)
+    (plain / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 32}))
+    cfg = load_merge_config({"kind": "models", "method": "linear",
+                             "parents": [{"path": str(f)} for f in (*folders, plain)]})
+    parents, _ = inspect(cfg)
+    assert [p.label for p in parents] == ["records", "topic", "hf"]
+    assert [p.describe()["kind"] for p in parents] == ["export", "export", "folder"]
+    assert len(parents[0].describe()["config_sha256"]) == 64 and parents[2].describe()["config_sha256"] is None
+    data = _manifest(cfg, parents, {"base": None})["data"]
+    assert [d["path"] for d in data] == ["records.jsonl", "topic.jsonl"]
