@@ -92,7 +92,8 @@ def cmd_validate(args) -> int:
     from tunesmith.recipes import KINDS
 
     cfg = load_config(args.config, args.overrides)
-    structure = check_files(config_files(cfg.data), cfg.data.max_row_bytes)
+    structure = check_files(config_files(cfg.data), cfg.data.max_row_bytes, vision=cfg.vision,
+                            config_path=cfg.config_path)
     if not structure.ok and cfg.data.on_error == "fail":  # every row problem at once, before any model loads
         return print_validation(structure, args.json)
     kinds = KINDS[cfg.recipe]

@@ -112,7 +112,7 @@ def _data_validate(args) -> int:
     cfg = api.data_config(args.target, args.overrides)
     bare = Path(args.target).suffix.lower() in SUFFIXES
     files = [FileSpec(args.target, cfg.data.format, cfg.data.columns)] if bare else config_files(cfg.data)
-    structure = check_files(files, cfg.data.max_row_bytes)
+    structure = check_files(files, cfg.data.max_row_bytes, vision=cfg.vision, config_path=cfg.config_path)
     if (not structure.ok and cfg.data.on_error == "fail") or (bare and not args.stats):
         return print_validation(structure, args.json)
     report = api.validate(cfg)

@@ -74,15 +74,35 @@ class Validation:
                 "problems": [p.as_dict() for p in self.diagnostics()]}
 
 
-def check_files(files: list[FileSpec], max_row_bytes: int = DEFAULT_MAX_ROW_BYTES) -> Validation:
-    """Read every row of every file through the training reader and collect all problems."""
+def check_files(files: list[FileSpec], max_row_bytes: int = DEFAULT_MAX_ROW_BYTES, *, vision=None,
+                config_path: str | None = None) -> Validation:
+    """Read every row of every file through the training reader and collect all problems.
+
+    `vision` (a config's VisionConfig): also open every image that image rows name, under
+    vision.image_root (relative to `config_path`) or else beside the data file, as a vlm run will."""
     report = LoadReport(max_reported=MAX_LISTED)
     for spec in files:
         try:
-            read_file(spec.path, spec.format, spec.columns or None, report, max_row_bytes)
+            examples = read_file(spec.path, spec.format, spec.columns or None, report, max_row_bytes)
         except TunesmithError as e:  # a missing or unreadable file: reported with the others
             report.add_problems(e.problems)
+            continue
+        if vision is not None and any(ex.kind == "vision" for ex in examples):
+            _check_images(examples, vision, config_path, report)
     return Validation([f.path for f in files], report)
+
+
+def _check_images(examples: list, vision, config_path: str | None, report: LoadReport) -> None:
+    """Each row with an image problem becomes a bad row (all its problems listed), like any other."""
+    from tunesmith.data.vision import check_images
+
+    by_row: dict = {}
+    for p in check_images([ex for ex in examples if ex.kind == "vision"], vision, config_path).problems:
+        by_row.setdefault(p.line, []).append(p)
+    for problems in by_row.values():
+        report.add_problems(problems)
+        report.kept -= 1
+        report.kinds["vision"] -= 1
 
 
 def config_files(data) -> list[FileSpec]:

@@ -76,7 +76,7 @@ class JobStore:
             args.append(int(loaded))
         sql = f"SELECT {', '.join(JOB_COLUMNS)} FROM jobs" + (f" WHERE {' AND '.join(where)}" if where else "")
         with self.lock:
-            rows = self.db.execute(sql + " ORDER BY created_at, id", args).fetchall()
+            rows = self.db.execute(sql + " ORDER BY created_at, rowid", args).fetchall()  # creation order
         return [{c: _load(c, v) for c, v in zip(JOB_COLUMNS, row)} for row in rows]
 
     # ------------------------------------------------------------------ events and checkpoints

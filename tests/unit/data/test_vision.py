@@ -227,3 +227,19 @@ def test_a_curated_vision_row_is_written_in_a_shape_that_reads_back_the_same(fol
     again, _ = _read(folder, [to_row(ex) for ex in first])
     assert [ex.kind for ex in again] == ["vision", "vision"]
     assert [(ex.messages, ex.extra["images"]) for ex in again] == [(ex.messages, ex.extra["images"]) for ex in first]
+
+
+def test_data_validate_opens_the_images_beside_a_bare_file_and_names_bad_rows(folder, capsys):
+    from tunesmith.cli import main
+
+    rows = [{"messages": [_user(_url("img/red.png")), _reply()]},
+            {"messages": [_user(_url("img/missing.png")), _reply()]},
+            {"image": "../outside.png", "conversations": [{"from": "human", "value": "<image>\nWhat?"},
+                                                          {"from": "gpt", "value": "A shape."}]}]
+    path = folder / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["data", "validate", str(path), "--json"]) == 2
+    report = json.loads(capsys.readouterr().out)
+    assert [(p["line"], p["level"]) for p in report["problems"]] == [(2, "error"), (3, "error")]
+    assert "image file not found" in report["problems"][0]["problem"]
+    assert report["kept"] == 1 and report["kinds"] == {"vision": 1}
