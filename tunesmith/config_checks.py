@@ -277,9 +277,12 @@ def check_moe(cfg, bad: Bad) -> None:
     if m.router_aux_loss_coef is not None and m.router_aux_loss_coef < 0:
         bad("moe.router_aux_loss_coef", f"{m.router_aux_loss_coef} is negative", "use e.g. 0.01, or 0 to turn it off")
     where = "moe.targets" if m.targets else "moe.router_aux_loss_coef" if m.router_aux_loss_coef is not None else None
-    if where and (cfg.recipe not in ("sft", "cpt") or cfg.privacy.enabled):
-        bad(where, f"{where} is applied by the sft and cpt recipes without DP-SGD, not {cfg.recipe}"
-            + (" with privacy.enabled" if cfg.privacy.enabled else ""), f"remove {where}")
+    # federated clients train through tunesmith/federated/local.py, which applies neither
+    if where and (cfg.recipe not in ("sft", "cpt") or cfg.privacy.enabled or cfg.federated.enabled):
+        bad(where, f"{where} is applied by the sft and cpt recipes without DP-SGD or federated training, not "
+            f"{cfg.recipe}" + (" with privacy.enabled" if cfg.privacy.enabled else "")
+            + (" with federated.enabled" if cfg.federated.enabled else ""),
+            f"remove {where}" + (", or set federated.enabled: false" if cfg.federated.enabled else ""))
     if not m.targets:
         return
     if cfg.train.method != "lora":

@@ -208,3 +208,24 @@ def test_a_batch_may_mix_rows_with_and_without_images(tiny_vlm_dir, tmp_path):
     assert batch["pixel_values"].shape[0] == 1
     assert [processor.tokenizer.decode([t for t in row if t != -100]) for row in batch["labels"].tolist()] == [
         "Hello.<|im_end|>", "A square.<|im_end|>"]
+
+
+def test_validation_rows_all_dropped_mean_no_evaluation_as_in_sft(tiny_vlm_dir):
+    """Every validation row longer than max_length with its image tokens: no evaluation (None, as the
+    sft recipe does), not an empty eval set handed to the Trainer."""
+    import dataclasses
+
+    from tunesmith.data.prepare import Loaded
+    from tunesmith.data.vision import load_processor
+    from tunesmith.recipes.common import load_rows
+    from tunesmith.recipes.vlm import _datasets
+
+    cfg = _config(tiny_vlm_dir)
+    processor = load_processor(str(tiny_vlm_dir))
+    loaded = load_rows(cfg)
+    ex = loaded.train[0]
+    long = [{**m, "content": "word " * cfg.data.max_length} if m["role"] == "assistant" else m for m in ex.messages]
+    train, validation, report = _datasets(cfg, Loaded(loaded.train, [dataclasses.replace(ex, messages=long)],
+                                                       loaded.info), processor)
+    assert len(train) == 6 and validation is None
+    assert report["validation"]["dropped_overlong"] == 1

@@ -89,15 +89,27 @@ def calibration_texts(run_dir: str | Path, tokenizer, n: int = 128) -> list[str]
 def quantize(fmt: str, hf_dir: Path, out_dir: Path, texts: list[str], *, bits: int = 4, group_size: int = 128,
              max_length: int = 2048) -> dict:
     """Quantize the merged checkpoint `hf_dir` into `out_dir`; returns what the manifest records."""
+    import os
+    import shutil
     import time
 
     t0 = time.time()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if fmt == "gptq":
-        _gptq(hf_dir, out_dir, texts, bits, group_size)
-    else:
-        _awq(hf_dir, out_dir, texts, bits, group_size, max_length)
+    # Written whole, then renamed (as export/merge.py writes hf/): a crash mid-quantization leaves no
+    # folder that looks finished, and no shard of an earlier export stays beside the new ones.
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        if fmt == "gptq":
+            _gptq(hf_dir, tmp, texts, bits, group_size)
+        else:
+            _awq(hf_dir, tmp, texts, bits, group_size, max_length)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
     lib = FORMATS[fmt][0]
     from importlib.metadata import version
 

@@ -40,7 +40,15 @@ class Held:
 
 
 def _key(cfg) -> tuple:
-    return (cfg.model.name, repr(cfg.lora), cfg.train.precision, cfg.seed, cfg.data.max_length)
+    # Everything the held model and tokenizer depend on (the whole model section: chat template, rope,
+    # attention, ...), so a second config in the same process never reuses the first one's.
+    return (repr(cfg.model), repr(cfg.lora), cfg.train.precision, cfg.seed, cfg.data.max_length)
+
+
+def _rows_key(cfg, client: int, data_file: str | None) -> tuple:
+    # The rows also depend on the data section and on how it is dealt to the clients.
+    f = cfg.federated
+    return ("rows", _key(cfg), repr(cfg.data), f.partition, f.num_clients, client, data_file)
 
 
 def held(cfg) -> Held:
@@ -96,7 +104,7 @@ def set_adapter(model, arrays: dict) -> None:
 def client_rows(cfg, tokenizer, client: int, data_file: str | None = None) -> list:
     """Client `client`'s tokenized training rows: its own file (`data_file`, a real SuperNode's data)
     or its part of data.train (federated.partition), validation rows left out. Kept per process."""
-    key = ("rows", _key(cfg), client, data_file)
+    key = _rows_key(cfg, client, data_file)
     if key in _CACHE:
         return _CACHE[key]
     from tunesmith.data.prepare import Loaded, load_all, prepare

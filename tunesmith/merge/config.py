@@ -135,7 +135,7 @@ def _resolve(cfg: MergeConfig, base_dir: Path, file: str | None) -> MergeConfig:
     parents = [dataclasses.replace(p, path=res(p.path) if p.path else "",
                                    eval_suite=res(p.eval_suite) if p.eval_suite else None) for p in cfg.parents]
     base = cfg.base
-    if base and (base_dir / base).expanduser().exists():  # else an embedded name (or a path reported later)
+    if base and (base_dir / Path(base).expanduser()).exists():  # else an embedded name (or a path reported later)
         base = res(base)
     return dataclasses.replace(cfg, parents=parents, base=base, name=cfg.name or (Path(file).stem if file else "merge"),
                                config_path=str(Path(file).resolve()) if file else None)
@@ -195,6 +195,9 @@ def _check_method_settings(cfg: MergeConfig, bad) -> None:
         if cfg.method == "slerp" and cfg.base:
             bad("base", "slerp interpolates from the first parent to the second and reads no other base",
                 "remove base")
+        if cfg.method == "linear" and cfg.base:  # mergekit would fail late: "Missing required parameter weight"
+            bad("base", "linear averages the parents' weights and reads no base",
+                "remove base, or use task_arithmetic (or ties, dare_*) to add the parents' differences to it")
         if cfg.majority_sign != "total":
             bad("majority_sign", "mergekit's ties elects signs by their summed values (total) only",
                 "remove majority_sign, or use kind: adapters")

@@ -26,9 +26,9 @@ from tunesmith import runs
 from tunesmith.errors import Collector, fail
 from tunesmith.eval.compare import as_number, higher_is_better
 from tunesmith.merge.config import MergeConfig, yaml_lines
-from tunesmith.merge.parents import Parent
+from tunesmith.merge.parents import MERGED_LABEL, Parent
 
-MERGED = "merged"  # the merge's column in every table
+MERGED = MERGED_LABEL  # the merge's column in every table (parents.inspect keeps parents off it)
 
 
 @dataclass

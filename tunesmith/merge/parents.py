@@ -19,6 +19,7 @@ from tunesmith import runs
 from tunesmith.errors import Collector
 from tunesmith.merge.config import EQUAL_RANK, MergeConfig, yaml_lines
 
+MERGED_LABEL = "merged"  # the merge's own column in the gate and the report: no parent may take this label
 
 @dataclass
 class Parent:
@@ -65,11 +66,14 @@ def inspect(cfg: MergeConfig) -> tuple[list[Parent], str | None]:
             _check_models_fit(parents + ([Parent(-1, Path(base), "base", Path(base))] if base and
                                          Path(base, "config.json").is_file() else []), bad)
     errors.raise_if_any()
-    labels: dict[str, int] = {}
+    taken = {MERGED_LABEL}  # a parent labelled "merged" would be gated against the merge's own scores
     for p in parents:  # two runs of the same name (from two folders) get distinct columns
-        labels[p.label] = labels.get(p.label, 0) + 1
-        if labels[p.label] > 1:
-            p.label = f"{p.label}-{labels[p.label]}"
+        label, k = p.label, 1
+        while label in taken:
+            k += 1
+            label = f"{p.label}-{k}"
+        p.label = label
+        taken.add(label)
     return parents, base
 
 
@@ -171,7 +175,18 @@ def _run_parent(cfg: MergeConfig, i: int, path: Path, bad) -> Parent | None:
         bad(key, f"run {path} has train.method: {run_cfg.train.method}; adapter merges combine LoRA adapters",
             "merge LoRA runs (train.method: lora), or full fine-tunes with kind: models")
         return None
-    adapter = json.loads((path / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
+    try:
+        adapter = json.loads((path / "adapter" / "adapter_config.json").read_text(encoding="utf-8"))
+    except ValueError as e:
+        bad(key, f"{path / 'adapter' / 'adapter_config.json'} is not valid JSON ({e})",
+            "restore the run's adapter/ folder, or retrain it")
+        return None
+    if adapter.get("target_parameters"):
+        bad(key, f"run {path} adapted weight tensors of a mixture-of-experts model (moe.targets experts or router: "
+            f"target_parameters {adapter['target_parameters']}), which peft's add_weighted_adapter cannot merge",
+            "merge runs trained with moe.targets shared or attention only, or export the runs (tunesmith export "
+            "RUN) and merge their RUN/export/hf folders with kind: models")
+        return None
     if adapter.get("use_dora"):
         bad(key, f"run {path} trained DoRA (lora.use_dora): peft's merge ignores DoRA's magnitude vectors, so the "
             "merged adapter would not contain this parent's skill", "merge plain LoRA (or rsLoRA) runs")

@@ -42,7 +42,7 @@ def run_merge(config: MergeConfig | str | Path | dict, overrides: list[str] | di
         _as_source(config), overrides)
     parents, base = inspect(cfg)
     suites = gating.suites(cfg)  # a broken suite stops the merge before any model loads
-    run_dir = _prepare(cfg)
+    run_dir = _prepare(cfg, [p.path for p in parents] + [Path(f) for f in suites] + ([Path(base)] if base else []))
     t0 = time.time()
     merge_info = {"kind": cfg.kind, "method": cfg.method, "weights": [p.weight for p in cfg.parents],
                   "density": cfg.density, "config": cfg.config_path, "config_values": dataclasses.asdict(cfg),
@@ -69,8 +69,14 @@ def _as_source(config) -> str | Path | dict:
     return config
 
 
-def _prepare(cfg: MergeConfig) -> Path:
+def _prepare(cfg: MergeConfig, inputs: list[Path]) -> Path:
     run_dir = Path(cfg.output_dir) / cfg.name
+    # The run directory is emptied below: it must not hold what the merge reads (a parent run, the
+    # base, a gate suite), which overwrite=true would otherwise delete before the merge loads it.
+    inside = [p for p in inputs if p.exists() and p.resolve().is_relative_to(run_dir.resolve())]
+    if inside:
+        raise fail(f"the merge would be written to {run_dir}, which holds {inside[0]}, an input of this merge; "
+                   "writing there would delete it", "pick another name (name=...) or output_dir", field="name")
     manifest = runs.read_manifest(run_dir) or {}
     if run_dir.exists() and any(run_dir.iterdir()) and not cfg.overwrite:
         if manifest.get("status") in ("completed", REJECTED):

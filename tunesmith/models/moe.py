@@ -56,14 +56,16 @@ def is_moe(config) -> bool:
     return expert_count(config) > 1
 
 
-def require_moe(config, targets: list[str]) -> None:
-    """Refuse moe.targets on a dense model (from its transformers config, before weights load)."""
+def require_moe(config, value, key: str = "moe.targets") -> None:
+    """Refuse an moe.* setting (`key` set to `value`) on a dense model, from its transformers config
+    before weights load: on a dense model it would do nothing."""
     if not is_moe(config):
         keys = ", ".join(_table()["expert_count"])
         arch = ", ".join(getattr(config, "architectures", None) or [type(config).__name__])
-        raise fail(f"moe.targets is {targets} but {arch} is not a mixture-of-experts model (its config has none "
-                   f"of {keys} above 1)", "remove moe.targets (use lora.target_modules), or set model.name to an MoE "
-                   "model (Mixtral, Qwen-MoE, OLMoE)", field="moe.targets")
+        instead = " (use lora.target_modules)" if key == "moe.targets" else ""
+        raise fail(f"{key} is {value} but {arch} is not a mixture-of-experts model (its config has none "
+                   f"of {keys} above 1)", f"remove {key}{instead}, or set model.name to an MoE model (Mixtral, "
+                   "Qwen-MoE, OLMoE)", field=key)
 
 
 # --------------------------------------------------------------------------- LoRA targets

@@ -33,8 +33,9 @@ def run(cfg, show_progress: bool = True, callbacks: tuple = ()) -> Path:
     s = common.setup(cfg)
     attention = training_attention(cfg.model.attention, cfg.data.max_length, s.precision[0])
     kernels = training_kernels(cfg.train.kernels)
-    if cfg.moe.targets:  # a dense model is refused now, before the run directory exists
-        moe.require_moe(model_config(s.source, cfg.model.trust_remote_code), cfg.moe.targets)
+    for key, value in (("moe.targets", cfg.moe.targets), ("moe.router_aux_loss_coef", cfg.moe.router_aux_loss_coef)):
+        if value not in ([], None):  # a dense model is refused now, before the run directory exists
+            moe.require_moe(model_config(s.source, cfg.model.trust_remote_code), value, key)
 
     # --- data (before the run directory exists: bad data never leaves a half-made run behind)
     tokenizer = load_tokenizer(s.source, cfg.model.chat_template, cfg.model.trust_remote_code)

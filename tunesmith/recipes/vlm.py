@@ -107,7 +107,7 @@ def _datasets(cfg, loaded, processor) -> tuple[list[dict], list[dict] | None, di
             raise TunesmithError(problems[:50], title=f"{len(problems)} {split} rows could not be tokenized:")
         report[split] = {**stats.summary(), "images": checked.images, "images_sha256": checked.sha256,
                          "rows_with_bad_images": len({(p.file, p.line) for p in checked.problems})}
-        split_rows.append(rows)
+        split_rows.append(rows or None)  # validation rows all dropped: no evaluation, as in the sft recipe
     if not split_rows[0]:
         t = report.get("train", {})
         raise fail(f"no training rows left ({t.get('dropped_overlong', 0)} longer than max_length="

@@ -97,3 +97,32 @@ def test_calibration_is_the_runs_conversations_with_replies_then_generic_prompts
         assert text.rstrip().endswith("<|im_end|>")
     assert all(p in t for p, t in zip(PROMPTS, texts[5:]))
     assert len(set(texts)) == len(texts)
+
+
+def test_quantized_folder_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """The library's writer stands in for gptqmodel (CUDA only): a crash mid-way leaves the earlier
+    export as it was and no folder that looks finished; a finished one holds no earlier shard."""
+    import importlib.metadata
+
+    from tunesmith.export import gpu_quant
+
+    out = tmp_path / "export" / "gptq"
+    out.mkdir(parents=True)
+    (out / "model-00002-of-00002.safetensors").write_text("an earlier export's shard")
+
+    def crash(hf_dir, folder, texts, bits, group_size):
+        (folder / "model.safetensors").write_text("half")
+        raise RuntimeError("CUDA out of memory")
+
+    monkeypatch.setattr(gpu_quant, "_gptq", crash)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        gpu_quant.quantize("gptq", tmp_path / "hf", out, ["text"])
+    assert sorted(p.name for p in out.iterdir()) == ["model-00002-of-00002.safetensors"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["gptq"]  # no temporary folder left
+
+    monkeypatch.setattr(gpu_quant, "_gptq", lambda hf, folder, *a: (folder / "model.safetensors").write_text("q"))
+    monkeypatch.setattr(importlib.metadata, "version", lambda lib: "0.0-test")
+    info = gpu_quant.quantize("gptq", tmp_path / "hf", out, ["text"])
+    assert sorted(p.name for p in out.iterdir()) == ["model.safetensors"]
+    assert info["dir"] == str(out) and info["library_version"] == "0.0-test"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["gptq"]

@@ -52,6 +52,8 @@ def test_disabled_section_is_not_checked():
     ({"federated.partition": "files"}, "data.train"),  # one file is one client
     ({"lora.use_dora": True}, "lora"),
     ({"train.time_budget": 5}, "train.time_budget"),
+    ({"moe.targets": ["attention"], "lora.dropout": 0.0}, "moe.targets"),  # federated/local.py applies no MoE
+    ({"moe.router_aux_loss_coef": 0.01}, "moe.router_aux_loss_coef"),  # targets nor the router's aux loss
 ])
 def test_refusals_name_their_key(over, field):
     found = problems(**over)

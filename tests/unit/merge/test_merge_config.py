@@ -106,6 +106,8 @@ def test_method_settings_for_each_kind(tmp_path):
         load_merge_config({**models, "method": "ties"})
     with pytest.raises(TunesmithError, match="reads no other base"):
         load_merge_config({**models, "method": "slerp", "base": "x"})
+    with pytest.raises(TunesmithError, match="linear averages the parents' weights and reads no base"):
+        load_merge_config({**models, "method": "linear", "base": "x"})  # mergekit: "Missing required parameter"
     with pytest.raises(TunesmithError, match=r"t: 1.5 is outside \[0, 1\]"):
         load_merge_config({**models, "method": "slerp", "t": 1.5})
     with pytest.raises(TunesmithError, match="exactly two parents"):
@@ -246,3 +248,59 @@ def test_an_exported_runs_hf_folder_brings_its_runs_lineage(tmp_path):
     assert len(parents[0].describe()["config_sha256"]) == 64 and parents[2].describe()["config_sha256"] is None
     data = _manifest(cfg, parents, {"base": None})["data"]
     assert [d["path"] for d in data] == ["records.jsonl", "topic.jsonl"]
+
+
+def test_parent_labels_are_distinct_and_never_the_merges_own_column(tmp_path):
+    """A parent run named "merged" (a merge merged again) would share the merge's column, so the gate
+    would compare the merge with itself and always pass; a renamed duplicate must not collide either."""
+    from tunesmith.merge.gate import MERGED
+    from tunesmith.merge.parents import inspect
+
+    folders = [_fake_run(tmp_path / "x" / "merged", r=4), _fake_run(tmp_path / "x" / "a", r=4),
+               _fake_run(tmp_path / "y" / "a", r=4), _fake_run(tmp_path / "x" / "a-2", r=4)]
+    cfg = load_merge_config({"method": "ties", "parents": [{"path": str(f)} for f in folders]})
+    labels = [p.label for p in inspect(cfg)[0]]
+    assert MERGED not in labels and len(set(labels)) == 4, labels
+    assert labels[1] == "a" and labels[0].startswith("merged-")
+
+
+def test_moe_tensor_adapters_and_unreadable_adapter_configs_are_refused_at_their_key(tmp_path):
+    """peft's add_weighted_adapter raises a bare ValueError for adapters on nn.Parameters (moe.targets
+    experts or router); a broken adapter_config.json would be a JSON traceback."""
+    from tunesmith.merge.parents import inspect
+
+    moe = _fake_run(tmp_path / "moe", r=4)
+    (moe / "adapter" / "adapter_config.json").write_text(json.dumps(
+        {"r": 4, "target_parameters": ["mlp.experts.gate_up_proj"]}))
+    broken = _fake_run(tmp_path / "broken", r=4)
+    (broken / "adapter" / "adapter_config.json").write_text("{not json")
+    _fake_run(tmp_path / "plain", r=4)
+    cfg = load_merge_config({"method": "linear", "parents": [{"path": str(tmp_path / n)}
+                                                             for n in ("plain", "moe", "broken")]})
+    with pytest.raises(TunesmithError) as e:
+        inspect(cfg)
+    found = problems(e)
+    assert "mixture-of-experts" in found["parents[1].path"] and "kind: models" in found["parents[1].path"]
+    assert "not valid JSON" in found["parents[2].path"]
+
+
+def test_a_merge_never_deletes_its_own_parent_even_with_overwrite(tmp_path):
+    """name/output_dir pointing at a parent run: overwrite=true used to empty that folder (the parent)
+    before the merge loaded it."""
+    from tunesmith.merge.run import run_merge
+
+    a, b = _fake_run(tmp_path / "runs" / "a", r=4), _fake_run(tmp_path / "runs" / "b", r=4)
+    cfg = load_merge_config({"name": "a", "output_dir": str(tmp_path / "runs"), "overwrite": True,
+                             "method": "linear", "parents": [{"path": str(a)}, {"path": str(b)}]})
+    with pytest.raises(TunesmithError, match="an input of this merge") as e:
+        run_merge(cfg, show_progress=False)
+    assert e.value.problems[0].field == "name"
+    assert (a / "adapter" / "adapter_config.json").is_file() and (a / "manifest.json").is_file()
+
+
+def test_a_base_under_the_home_folder_resolves_like_the_parents(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "models" / "base").mkdir(parents=True)
+    cfg = load_merge_config({"kind": "models", "method": "task_arithmetic", "base": "~/models/base",
+                             "parents": [{"path": "~/a"}, {"path": "~/b"}]})
+    assert cfg.base == str(tmp_path / "models" / "base") and cfg.parents[0].path == str(tmp_path / "a")

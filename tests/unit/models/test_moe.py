@@ -131,6 +131,19 @@ def test_dense_model_is_refused_naming_the_key(tiny_model_dir):
     assert e.value.problems[0].field == "moe.targets"
 
 
+def test_router_coefficient_on_a_dense_model_is_refused_before_the_run_exists(tiny_model_dir, tmp_path):
+    """moe.router_aux_loss_coef on a dense model would be silently ignored (router_aux returns None)."""
+    import tunesmith
+
+    (tmp_path / "t.jsonl").write_text('{"prompt": "a", "completion": "b"}\n')
+    with pytest.raises(TunesmithError, match="not a mixture-of-experts model") as e:
+        tunesmith.train({"model": {"name": str(tiny_model_dir)}, "data": {"train": [str(tmp_path / "t.jsonl")]},
+                         "output_dir": str(tmp_path / "runs"), "moe": {"router_aux_loss_coef": 0.02}},
+                        show_progress=False)
+    assert e.value.problems[0].field == "moe.router_aux_loss_coef"
+    assert "remove moe.router_aux_loss_coef" in str(e.value) and not (tmp_path / "runs").exists()
+
+
 def test_suffixes_fall_back_to_full_names_when_they_would_catch_more():
     names = {"model.layers.0.self_attn.q_proj", "model.layers.1.self_attn.q_proj"}
     assert moe._short(names, sorted(names)) == ["self_attn.q_proj"]
