@@ -366,6 +366,10 @@ def check_federated(cfg, bad: Bad) -> None:
     if clients < 2:
         bad(key, f"{clients} client(s) is no federation", "use 2 or more clients (partition files: one data.train "
             "file per client)")
+    twice = sorted({p for p in cfg.data.train if cfg.data.train.count(p) > 1})
+    if f.partition == "files" and twice:
+        bad("data.train", f"{twice[0]} is listed more than once; with partition: files each file is one client's "
+            "data", "list each client's file once")
     for name, value in (("rounds", f.rounds), ("local_steps", f.local_steps)):
         if value < 1:
             bad(f"federated.{name}", f"{value} must be at least 1", "use a positive integer, e.g. 3")

@@ -148,6 +148,26 @@ def test_a_failed_gate_rejects_the_merge_with_the_numbers_and_force_keeps_it(par
     assert "FAIL" in capsys.readouterr().out and (run_dir / "adapter" / "adapter_config.json").is_file()
 
 
+def test_a_gate_that_checks_nothing_or_breaks_leaves_a_failed_merge_not_a_finished_one(parents, capsys, monkeypatch):
+    from tunesmith.merge import gate
+
+    d = parents["dir"]
+    settings = {"kind": "adapters", "method": "ties", "density": 0.5, "parents": [
+        {"path": "runs/records", "eval_suite": "records-suite.yaml", "tolerance": 1.0},
+        {"path": "runs/sentiment"}], "gate": {"cross": False}}
+    path = _merge_yaml(d, "ungated", **settings)
+    monkeypatch.setattr(gate, "_checks", lambda *a, **k: [])  # a suite whose tasks report nothing numeric
+    assert main(["merge", str(path), "--quiet"]) == 2
+    assert "reported no numeric metric to gate on" in capsys.readouterr().err
+    run_dir = d / "merged" / "ungated"
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
+    with pytest.raises(tunesmith.TunesmithError, match="has not finished"):
+        tunesmith.load(run_dir)
+    monkeypatch.undo()
+    assert main(["merge", str(path), "--quiet"]) == 0  # a failed merge is replaced by the next attempt
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
+
+
 def test_bad_parents_are_reported_together_with_their_keys(parents, tmp_path, capsys):
     d = parents["dir"]
     unfinished = d / "runs" / "unfinished"

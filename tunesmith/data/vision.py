@@ -41,8 +41,8 @@ _DATA_URL = re.compile(r"data:image/[\w.+-]+;base64,", re.IGNORECASE)
 def is_vision(row: dict) -> bool:
     """A row that carries images: LLaVA's image(s) key beside a conversation, or message content parts
     of an image type. Cheap on text rows: string contents are skipped at once."""
-    if ("image" in row or "images" in row) and ("conversations" in row or "messages" in row):
-        return True
+    if (row.get("image") or row.get("images")) and ("conversations" in row or "messages" in row):
+        return True  # an empty or null image key (mixed exports of HF datasets) leaves a text row
     msgs = row.get("messages")
     if not isinstance(msgs, list):
         return False

@@ -25,6 +25,7 @@ import importlib.util
 from pathlib import Path
 
 from tunesmith.errors import fail
+from tunesmith.export.parity import HFCandidate
 
 # format -> (the library that quantizes, its pip extra, the name vLLM gives the method)
 FORMATS = {"gptq": ("gptqmodel", "gptq", "gptq_marlin"), "awq": ("llmcompressor", "awq", "compressed-tensors")}
@@ -102,7 +103,7 @@ def quantize(fmt: str, hf_dir: Path, out_dir: Path, texts: list[str], *, bits: i
     tmp.mkdir(parents=True)
     try:
         if fmt == "gptq":
-            _gptq(hf_dir, tmp, texts, bits, group_size)
+            _gptq(hf_dir, tmp, texts, bits, group_size, max_length)
         else:
             _awq(hf_dir, tmp, texts, bits, group_size, max_length)
     except BaseException:
@@ -118,12 +119,18 @@ def quantize(fmt: str, hf_dir: Path, out_dir: Path, texts: list[str], *, bits: i
             "library": lib, "library_version": version(lib), "vllm_quantization": FORMATS[fmt][2]}
 
 
-def _gptq(hf_dir: Path, out_dir: Path, texts: list[str], bits: int, group_size: int) -> None:
+def _gptq(hf_dir: Path, out_dir: Path, texts: list[str], bits: int, group_size: int, max_length: int) -> None:
     from gptqmodel import GPTQModel, QuantizeConfig
+    from transformers import AutoTokenizer
 
+    tokenizer = AutoTokenizer.from_pretrained(hf_dir)
+    # Token ids, not strings: the texts already carry the chat template's special tokens, and a second
+    # BOS from the library's own tokenization would calibrate on inputs the model never sees.
+    rows = [tokenizer(t, add_special_tokens=False, truncation=True, max_length=max_length) for t in texts]
     model = GPTQModel.load(str(hf_dir), QuantizeConfig(bits=bits, group_size=group_size))
     # batch 1: rows differ in length, and padding would calibrate on pad positions
-    model.quantize(texts, batch_size=1)
+    model.quantize([{"input_ids": r["input_ids"], "attention_mask": r["attention_mask"]} for r in rows],
+                   batch_size=1)
     model.save(str(out_dir))
 
 
@@ -156,44 +163,23 @@ def _awq(hf_dir: Path, out_dir: Path, texts: list[str], bits: int, group_size: i
     tokenizer.save_pretrained(out_dir)
 
 
-class QuantCandidate:
+class QuantCandidate(HFCandidate):
     """A GPTQ or compressed-tensors folder for the parity check, run on the GPU the way vLLM's users
-    check it with transformers: greedy decoding and per-position logits (returned as float32 numpy)."""
+    check it with transformers: greedy decoding and per-position logits, as HFCandidate does."""
 
     def __init__(self, path: Path, fmt: str):
         import torch
         from transformers import AutoTokenizer
 
-        self.name = f"{fmt}:{Path(path).name}"
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
         if fmt == "gptq":
             from gptqmodel import GPTQModel
 
-            self.model = GPTQModel.load(str(path)).model  # the transformers module with GPTQ kernels
+            model = GPTQModel.load(str(path)).model  # the transformers module with GPTQ kernels
         else:
             from transformers import AutoModelForCausalLM
 
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float16, device_map="cuda")
-        self.model.eval()
-
-    def greedy(self, prompt_text: str, max_new: int) -> str:
-        import torch
-
-        tok = self.tokenizer
-        ids = tok(prompt_text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(self.model.device)
-        eos = self.model.generation_config.eos_token_id
-        with torch.inference_mode():
-            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                                      max_new_tokens=max_new,
-                                      pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else eos)
-        return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
-
-    def next_token_logits(self, token_ids: list[int]):
-        import torch
-
-        with torch.inference_mode():
-            ids = torch.tensor([token_ids], device=self.model.device)
-            return self.model(input_ids=ids).logits[0].float().cpu().numpy()
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float16, device_map="cuda")
+        super().__init__(model, AutoTokenizer.from_pretrained(path), name=f"{fmt}:{Path(path).name}")
 
     def close(self) -> None:
         import torch

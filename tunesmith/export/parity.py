@@ -218,10 +218,10 @@ def reference_outputs(loaded, prompts: list[Prompt], max_new_tokens: int = MAX_N
 def _logits_all(model, token_ids: list[int]):
     import torch
 
-    ids = torch.tensor([token_ids])
+    ids = torch.tensor([token_ids], device=model.device)  # a GPU candidate (export/gpu_quant.py) runs there
     with torch.inference_mode():
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
-    return logits[0].float().numpy()
+    return logits[0].float().cpu().numpy()
 
 
 # --------------------------------------------------------------------------- candidates
@@ -247,7 +247,7 @@ class HFCandidate:
         import torch
 
         tok = self.tokenizer
-        ids = tok(prompt_text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+        ids = tok(prompt_text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(self.model.device)
         eos = self.model.generation_config.eos_token_id
         with torch.inference_mode():
             out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,

@@ -97,7 +97,12 @@ def run_gate(cfg: MergeConfig, parents: list[Parent], merged_dir: Path, loaded: 
     for p in parents:
         suite_file = cfg.parents[p.index].eval_suite
         if suite_file:
-            checks += _checks(cfg, p, by_suite[suite_file], suite_file)
+            found = _checks(cfg, p, by_suite[suite_file], suite_file)
+            if not found:  # a gate that checks nothing must not pass
+                raise fail(f"parent {p.label}'s eval suite {suite_file} reported no numeric metric to gate on",
+                           "give the suite a task with a scored metric (e.g. exact_match, json_match), or name "
+                           "them in parents[].metrics", field=f"parents[{p.index}].eval_suite")
+            checks += found
     failures = [c for c in checks if not c["passed"]]
     result = {"passed": not failures, "checks": checks, "failures": [describe_failure(c) for c in failures],
               "suites": {f: {"name": r["suite"], "report": f"gate/{folders[f]}/report.html"}

@@ -53,11 +53,16 @@ def run_merge(config: MergeConfig | str | Path | dict, overrides: list[str] | di
     out = _merge(cfg, parents, base, run_dir, merge_info)
     merge_info["seconds"] = round(time.time() - t0, 1)
     (run_dir / runs.CONFIG_FILE).write_text(_run_config_yaml(cfg, parents, base, merge_info), encoding="utf-8")
-    # "completed" before the gate: evaluation loads finished runs only. A crash during the gate leaves
-    # merge.gate at "running", which the manifest then says.
+    # "completed" before the gate: evaluation loads finished runs only. A crash during the gate sets
+    # the status to failed (a rerun replaces the folder).
     merge_info["gate"] = "running" if suites else None
     runs.complete(run_dir, manifest, {"merge_seconds": merge_info["seconds"]}, None, out, merge=merge_info)
-    result = gating.run_gate(cfg, parents, run_dir, suites, show_progress) if suites else None
+    try:
+        result = gating.run_gate(cfg, parents, run_dir, suites, show_progress) if suites else None
+    except BaseException as e:  # an ungated merge must not look finished: generate/serve/export refuse it
+        manifest.update(status="failed", error=f"the eval gate did not finish ({type(e).__name__}: {e})")
+        runs.write_json(run_dir / runs.MANIFEST_FILE, manifest)
+        raise
     return _verdict(cfg, run_dir, manifest, merge_info, result, parents, out, force)
 
 

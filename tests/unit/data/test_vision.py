@@ -243,3 +243,10 @@ def test_data_validate_opens_the_images_beside_a_bare_file_and_names_bad_rows(fo
     assert [(p["line"], p["level"]) for p in report["problems"]] == [(2, "error"), (3, "error")]
     assert "image file not found" in report["problems"][0]["problem"]
     assert report["kept"] == 1 and report["kinds"] == {"vision": 1}
+
+
+def test_an_empty_or_null_image_key_leaves_a_text_chat_row(folder):
+    rows = [{"messages": [{"role": "user", "content": "Hi"}, _reply()], "images": []},
+            {"messages": [{"role": "user", "content": "Hi"}, _reply()], "image": None}]
+    examples, report = _read(folder, rows)
+    assert [ex.kind for ex in examples] == ["chat", "chat"] and not report.problems

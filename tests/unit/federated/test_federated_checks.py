@@ -86,3 +86,11 @@ def test_validate_reports_rounds_and_client_steps_instead_of_epochs(smollm2_dir)
     assert report["federated"]["clients"] == 3 and report["federated"]["rounds"] == 4
     assert report["federated"]["client_steps"] == 2 * 4 * 10  # half of 3 clients rounds up to 2 a round
     assert not {"train.epochs", "train.eval_steps", "train.early_stopping_patience"} & set(report["auto"])
+
+
+def test_a_file_listed_twice_under_partition_files_is_refused():
+    raw = config(**{"federated.partition": "files"})
+    raw["data"]["train"] = [raw["data"]["train"][0]] * 2
+    with pytest.raises(TunesmithError) as err:
+        tunesmith.load_config(raw)
+    assert any(p.field == "data.train" and "listed more than once" in p.problem for p in err.value.problems)
