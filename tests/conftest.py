@@ -32,20 +32,30 @@ def tokenizer(smollm2_dir):
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, tokenizer) -> Path:
-    """A random 2-layer Llama (hidden 64) saved with the real SmolLM2 tokenizer."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def make_tiny_llama(tmp_path_factory, tokenizer):
+    """Builds a random 2-layer Llama (hidden 64) saved with the real SmolLM2 tokenizer; returns its folder."""
 
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
-                      tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    out = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    def make(name: str = "tiny-llama", max_positions: int = 1024) -> Path:
+        import torch
+        from transformers import LlamaConfig, LlamaForCausalLM
+
+        torch.manual_seed(0)
+        cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
+                          tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        out = tmp_path_factory.mktemp(name)
+        LlamaForCausalLM(cfg).save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        return out
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(make_tiny_llama) -> Path:
+    """A random 2-layer Llama (hidden 64) saved with the real SmolLM2 tokenizer."""
+    return make_tiny_llama()
 
 
 @pytest.fixture

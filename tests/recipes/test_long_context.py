@@ -12,20 +12,9 @@ from tunesmith.errors import TunesmithError
 
 
 @pytest.fixture(scope="module")
-def short_model(tmp_path_factory, tokenizer):
+def short_model(make_tiny_llama):
     """A random 2-layer Llama with only 64 positions."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                      tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-    out = tmp_path_factory.mktemp("short-llama")
-    LlamaForCausalLM(cfg).save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return out
+    return make_tiny_llama("short-llama", max_positions=64)
 
 
 def _config(tmp_path, model, **model_keys):
